@@ -1,0 +1,96 @@
+"""``CyclicLRCallback``: Smith's cyclical learning rates (CLR) applied every optimizer step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+from torch.optim import Optimizer
+
+from lightning_onecycle.param_scheduler import LRSpec, ParamGroupScheduler, resolve_group_lrs
+from lightning_onecycle.schedules import CyclicMode, CyclicSchedule, Schedule
+
+
+class CyclicLRCallback(ParamGroupScheduler):
+    """Cyclical learning rate (and optionally momentum) for every param group.
+
+    Replaces ``torch.optim.lr_scheduler.CyclicLR`` in ``configure_optimizers``;
+    values are identical for the same settings. The cycle runs for as long as
+    training does.
+
+    Args:
+        base_lr: Lower lr bound: a float (kept in ratio across groups unless
+            ``keep_group_ratios=False``) or one value per param group.
+        max_lr: Upper lr bound, same forms as ``base_lr``; ``None`` uses each
+            group's lr from ``configure_optimizers``.
+        step_size_up: Optimizer steps from ``base_lr`` to ``max_lr``.
+        step_size_down: Steps back down; defaults to ``step_size_up``.
+        mode: ``"triangular"``, ``"triangular2"`` or ``"exp_range"``.
+        gamma: Decay base for ``"exp_range"`` (``gamma ** step``).
+        base_momentum: Momentum at the lr peak.
+        max_momentum: Momentum at ``base_lr``.
+        cycle_momentum: ``True`` requires momentum/betas in every group, ``None``
+            (default) cycles where available and warns once, ``False`` leaves it alone.
+        keep_group_ratios: Scale float bounds by each group's configured lr ratio.
+        log_every_n_steps: Log lr and momentum every this many steps (``0``: never).
+
+    Raises:
+        ValueError: If a setting is out of range; the message names it.
+        MisconfigurationException: Before the first batch, if ``configure_optimizers``
+            also returns a scheduler or a bound list has the wrong length.
+
+    Example::
+
+        >>> import lightning.pytorch as pl
+        >>> from lightning_onecycle import CyclicLRCallback
+        >>> clr = CyclicLRCallback(base_lr=1e-3, max_lr=6e-3, step_size_up=2000)
+        >>> trainer = pl.Trainer(callbacks=[clr])
+    """
+
+    def __init__(
+        self,
+        base_lr: LRSpec,
+        max_lr: LRSpec | None = None,
+        step_size_up: int = 2000,
+        step_size_down: int | None = None,
+        mode: CyclicMode = "triangular",
+        gamma: float = 1.0,
+        base_momentum: float = 0.8,
+        max_momentum: float = 0.9,
+        cycle_momentum: bool | None = None,
+        keep_group_ratios: bool = True,
+        log_every_n_steps: int = 1,
+    ) -> None:
+        super().__init__(cycle_momentum=cycle_momentum, log_every_n_steps=log_every_n_steps)
+        self.schedule_kwargs: dict[str, Any] = {
+            "step_size_up": step_size_up,
+            "step_size_down": step_size_down,
+            "mode": mode,
+            "gamma": gamma,
+            "base_momentum": base_momentum,
+            "max_momentum": max_momentum,
+        }
+        # Validate every setting now, with stand-in bounds.
+        CyclicSchedule(base_lr=1.0, max_lr=2.0, **self.schedule_kwargs)
+        for spec in (base_lr, max_lr):
+            if spec is not None:
+                for v in [spec] if isinstance(spec, (int, float)) else spec:
+                    CyclicSchedule(base_lr=v, max_lr=v, step_size_up=1)
+        self.base_lr = base_lr
+        self.max_lr = max_lr
+        self.keep_group_ratios = keep_group_ratios
+
+    def _resolve(self, trainer: pl.Trainer, optimizers: list[Optimizer]) -> dict[str, Any]:
+        kwargs = {"owner": "CyclicLRCallback", "keep_ratio": self.keep_group_ratios}
+        return {
+            "base_lrs": resolve_group_lrs(self.base_lr, optimizers, name="base_lr", **kwargs),
+            "max_lrs": resolve_group_lrs(self.max_lr, optimizers, name="max_lr", **kwargs),
+            **self.schedule_kwargs,
+        }
+
+    def _build(self, resolved: dict[str, Any]) -> list[list[Schedule]]:
+        kwargs = {k: v for k, v in resolved.items() if k not in ("base_lrs", "max_lrs")}
+        return [
+            [CyclicSchedule(base_lr=b, max_lr=m, **kwargs) for b, m in zip(bases, peaks)]
+            for bases, peaks in zip(resolved["base_lrs"], resolved["max_lrs"])
+        ]

@@ -1,0 +1,256 @@
+"""The one callback shell that applies schedules to param groups every optimizer step.
+
+:class:`ParamGroupScheduler` knows *who writes what where*: at every
+``on_train_batch_start`` it asks its schedules for the values of the optimizer
+step about to happen (derived from ``trainer.global_step``, so it is right after
+a resume and changes once per ``accumulate_grad_batches`` batches), writes lr
+and momentum into every param group of every optimizer, and logs them to all of
+the Trainer's loggers. Subclasses only say *what the values are* by building
+one :class:`~lightning_onecycle.schedules.Schedule` per param group.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from torch.optim import Optimizer
+
+from lightning_onecycle import _param_groups
+from lightning_onecycle.schedules import Schedule
+
+LRSpec = float | Sequence[float]
+
+
+class ParamGroupScheduler(Callback):
+    """Base callback: apply one schedule per param group at every optimizer step.
+
+    Subclasses implement :meth:`_resolve` (turn arguments plus the trainer's
+    optimizers into plain numbers, stored in checkpoints) and :meth:`_build`
+    (numbers to schedules).
+
+    Args:
+        cycle_momentum: ``True`` requires every param group to have momentum (or
+            Adam-style betas) and cycles it; ``None`` (default) cycles it where the
+            optimizer has it and warns once for groups that don't (Adagrad, SGD
+            without momentum); ``False`` leaves momentum alone.
+        log_every_n_steps: Log lr and momentum of every group every this many
+            optimizer steps to all of the Trainer's loggers; ``0`` disables logging.
+
+    Raises:
+        ValueError: If ``log_every_n_steps`` is negative.
+    """
+
+    def __init__(self, cycle_momentum: bool | None = None, log_every_n_steps: int = 1) -> None:
+        if isinstance(log_every_n_steps, bool) or not isinstance(log_every_n_steps, int) or log_every_n_steps < 0:
+            raise ValueError(f"Expected a non-negative integer `log_every_n_steps`, but got {log_every_n_steps!r}.")
+        if cycle_momentum not in (None, True, False):
+            raise ValueError(f"Expected `cycle_momentum` to be True, False or None, but got {cycle_momentum!r}.")
+        self.cycle_momentum = cycle_momentum
+        self.log_every_n_steps = log_every_n_steps
+        self._resolved: dict[str, Any] | None = None
+        self._schedules: list[list[Schedule]] | None = None
+        self._momentum_on: list[list[bool]] = []
+        self._names: list[list[str]] = []
+        self._last_logged_step = -1
+        self._warned_past_end = False
+
+    # --- what subclasses provide -------------------------------------------------
+
+    def _resolve(self, trainer: pl.Trainer, optimizers: list[Optimizer]) -> dict[str, Any]:
+        """Return the plain numbers (JSON-able) that fix the schedules for this run."""
+        raise NotImplementedError
+
+    def _build(self, resolved: dict[str, Any]) -> list[list[Schedule]]:
+        """Return one schedule per param group per optimizer from :meth:`_resolve`'s numbers."""
+        raise NotImplementedError
+
+    def _check_trainer(self, trainer: pl.Trainer) -> None:
+        """Raise if this trainer's configuration cannot work with the callback."""
+
+    # --- public state --------------------------------------------------------------
+
+    @property
+    def schedules(self) -> list[list[Schedule]] | None:
+        """One schedule per param group per optimizer, once training has started."""
+        return self._schedules
+
+    @property
+    def total_steps(self) -> int | None:
+        """Optimizer steps the schedule spans, once resolved."""
+        if self._schedules is None:
+            return None
+        return self._schedules[0][0].total_steps
+
+    # --- hooks --------------------------------------------------------------------
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            # A new fit resolves afresh; a resumed one gets `_resolved` back from
+            # `load_state_dict`, which Lightning calls after `setup`.
+            self._resolved = None
+            self._check_trainer(trainer)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        name = type(self).__name__
+        if not trainer.optimizers:
+            raise MisconfigurationException(
+                f"{name} needs an optimizer, but `configure_optimizers` returned none. Return an optimizer from it."
+            )
+        if trainer.lr_scheduler_configs:
+            schedulers = ", ".join(type(c.scheduler).__name__ for c in trainer.lr_scheduler_configs)
+            raise MisconfigurationException(
+                f"{name} sets the learning rate itself, but `configure_optimizers` also returned a scheduler"
+                f" ({schedulers}). Return only the optimizer(s), or remove {name} from the Trainer's callbacks."
+            )
+        self._momentum_on = []
+        missing: list[str] = []
+        self._names = _param_groups.group_names(trainer.optimizers)
+        for opt_names, optimizer in zip(self._names, trainer.optimizers):
+            flags = []
+            for group_name, group in zip(opt_names, optimizer.param_groups):
+                has = _param_groups.momentum_key(group) is not None
+                if not has:
+                    missing.append(group_name)
+                flags.append(has and self.cycle_momentum is not False)
+            self._momentum_on.append(flags)
+        if missing and self.cycle_momentum:
+            raise MisconfigurationException(
+                f"{name}(cycle_momentum=True) needs momentum to cycle, but param group(s) {missing} have no"
+                " `momentum` > 0 or `betas`. Use an optimizer with momentum (SGD(momentum=0.9), Adam, AdamW, ...)"
+                " or pass cycle_momentum=None/False."
+            )
+        if missing and self.cycle_momentum is None:
+            rank_zero_warn(
+                f"{name}: param group(s) {missing} have no momentum or betas; only their learning rate is cycled."
+                " Pass cycle_momentum=False to silence this warning.",
+                category=UserWarning,
+            )
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._warned_past_end = False
+        self._last_logged_step = -1
+        self._schedules = None
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._schedules is None:
+            if self._resolved is None:
+                self._resolved = self._resolve(trainer, trainer.optimizers)
+            self._schedules = self._build(self._resolved)
+        step = self._optimizer_step(trainer)
+        total = self._schedules[0][0].total_steps
+        if total is not None and step >= total and not self._warned_past_end:
+            self._warned_past_end = True
+            rank_zero_warn(
+                f"{type(self).__name__}: training has run past the schedule's {total} steps (now at optimizer step"
+                f" {step}); holding the final values. To schedule the whole run, set `total_steps` or start the"
+                " run without resuming from a checkpoint made with a shorter schedule.",
+                category=UserWarning,
+            )
+        log = self.log_every_n_steps > 0 and step != self._last_logged_step and step % self.log_every_n_steps == 0
+        metrics: dict[str, float] = {}
+        for optimizer, schedules, flags, names in zip(trainer.optimizers, self._schedules, self._momentum_on, self._names):
+            for group, schedule, momentum_on, name in zip(optimizer.param_groups, schedules, flags, names):
+                lr = schedule.lr(step)
+                _param_groups.set_lr(group, lr)
+                if log:
+                    metrics[f"lr-{name}"] = lr
+                if momentum_on:
+                    momentum = schedule.momentum(step)
+                    if momentum is not None:
+                        _param_groups.set_momentum(group, momentum)
+                        if log:
+                            metrics[f"momentum-{name}"] = momentum
+        if log:
+            self._last_logged_step = step
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
+
+    @staticmethod
+    def _optimizer_step(trainer: pl.Trainer) -> int:
+        # With manual optimization every optimizer.step() bumps global_step; each
+        # optimizer is assumed to step once per batch.
+        if trainer.lightning_module.automatic_optimization:
+            return trainer.global_step
+        return trainer.global_step // max(len(trainer.optimizers), 1)
+
+    # --- checkpointing --------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"resolved": self._resolved}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resolved = state_dict.get("resolved")
+        self._schedules = None
+
+
+def total_steps_from_trainer(trainer: pl.Trainer, owner: str) -> int:
+    """``trainer.estimated_stepping_batches`` as an int, or a clear error when unknown."""
+    estimated = trainer.estimated_stepping_batches
+    if estimated is None or not math.isfinite(estimated) or estimated < 1:
+        raise MisconfigurationException(
+            f"{owner} could not tell how many optimizer steps this run has (the Trainer estimates {estimated}):"
+            " the training data has no length (an IterableDataset) or max_epochs=-1 without max_steps. Set"
+            " `Trainer(max_steps=...)` or pass `total_steps=...` to the callback."
+        )
+    return int(estimated)
+
+
+def resolve_group_lrs(
+    value: LRSpec | None,
+    optimizers: list[Optimizer],
+    *,
+    name: str,
+    owner: str,
+    keep_ratio: bool,
+) -> list[list[float]]:
+    """Expand an lr spec to one positive finite value per param group per optimizer.
+
+    Args:
+        value: ``None`` (each group's configured lr), a float (for the group with the
+            largest configured lr; others keep their ratio to it when ``keep_ratio``,
+            else all get the float), or a sequence with one value per param group
+            (all optimizers' groups in order).
+        optimizers: The trainer's optimizers.
+        name: The argument's name, for messages.
+        owner: The callback's name, for messages.
+        keep_ratio: Keep the configured ratio between groups for a float ``value``.
+
+    Raises:
+        MisconfigurationException: On a wrong-length list or non-positive/non-finite lrs.
+    """
+    configured = [[_param_groups.get_lr(g) for g in opt.param_groups] for opt in optimizers]
+    flat = [lr for lrs in configured for lr in lrs]
+    if value is None:
+        values = flat
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        top = max(flat)
+        if keep_ratio and top > 0 and all(math.isfinite(v) and v > 0 for v in flat):
+            values = [float(value) * (lr / top) for lr in flat]
+        else:
+            values = [float(value)] * len(flat)
+    else:
+        values = [float(v) for v in value]
+        if len(values) != len(flat):
+            raise MisconfigurationException(
+                f"{owner}: `{name}` has {len(values)} values, but the optimizer(s) have {len(flat)} param groups."
+                f" Give one value per param group, or a single float."
+            )
+    bad = [v for v in values if not (math.isfinite(v) and v > 0)]
+    if bad:
+        source = "the optimizer's configured lr" if value is None else f"`{name}`"
+        raise MisconfigurationException(
+            f"{owner}: learning rates must be positive and finite, but {source} gives {values}. Fix {source}."
+        )
+    out, i = [], 0
+    for lrs in configured:
+        out.append(values[i : i + len(lrs)])
+        i += len(lrs)
+    return out

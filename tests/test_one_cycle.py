@@ -1,0 +1,277 @@
+"""OneCycleCallback inside real Trainer.fit runs: the optimizer sees exactly the schedule."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from torch.utils.data import DataLoader, IterableDataset
+
+from conftest import OptimizerProbe, TinyClassifier, make_trainer
+from lightning_onecycle import OneCycleCallback, OneCycleSchedule
+
+
+def _expected(max_lr: float, total: int, **kw) -> tuple[list[float], list[float]]:
+    s = OneCycleSchedule(max_lr=max_lr, total_steps=total, **kw)
+    return [s.lr(k) for k in range(total)], [s.momentum(k) for k in range(total)]
+
+
+def test_fit_applies_the_schedule_every_step(tmp_path, probe):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1), probe], max_epochs=3)
+    trainer.fit(TinyClassifier())
+    total = 3 * 8
+    lrs, moms = _expected(0.1, total)
+    assert len(probe.lrs) == total
+    assert [v[0] for v in probe.lrs] == pytest.approx(lrs, rel=1e-12)
+    assert [v[0] for v in probe.momentums] == pytest.approx(moms, rel=1e-12)
+
+
+class _TorchOneCycle(TinyClassifier):
+    def configure_optimizers(self):
+        opt = torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=0.1, total_steps=self.trainer.estimated_stepping_batches, three_phase=True
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def test_fit_matches_torch_one_cycle_lr_in_configure_optimizers(tmp_path):
+    ours, theirs = OptimizerProbe(), OptimizerProbe()
+    make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1, three_phase=True), ours]).fit(TinyClassifier())
+    make_trainer(tmp_path, [theirs]).fit(_TorchOneCycle())
+    assert len(ours.lrs) == len(theirs.lrs) == 16
+    for a, b in zip(ours.lrs + ours.momentums, theirs.lrs + theirs.momentums):
+        assert math.isclose(a[0], b[0], rel_tol=1e-9)
+
+
+def test_gradient_accumulation_changes_values_once_per_optimizer_step(tmp_path, probe):
+    values_per_batch = []
+
+    class BatchProbe(OptimizerProbe):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            values_per_batch.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1), BatchProbe(), probe], accumulate_grad_batches=3)
+    trainer.fit(TinyClassifier())
+    total = 2 * math.ceil(8 / 3)  # 8 batches an epoch, the last window is short
+    assert trainer.global_step == total
+    lrs, _ = _expected(0.1, total)
+    assert [v[0] for v in probe.lrs] == pytest.approx(lrs, rel=1e-12)
+    # the lr seen by every batch of an accumulation window is that window's step value
+    assert values_per_batch[:3] == [lrs[0]] * 3 and values_per_batch[3:6] == [lrs[1]] * 3
+    assert values_per_batch[6:8] == [lrs[2]] * 2
+
+
+@pytest.mark.parametrize("extra", [{"gradient_clip_val": 0.01}, {"precision": "bf16-mixed"}])
+def test_clipping_and_bf16_leave_the_schedule_exact(tmp_path, probe, extra):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.2, anneal_strategy="linear"), probe], **extra)
+    trainer.fit(TinyClassifier())
+    lrs, moms = _expected(0.2, 16, anneal_strategy="linear")
+    assert [v[0] for v in probe.lrs] == pytest.approx(lrs, rel=1e-12)
+    assert [v[0] for v in probe.momentums] == pytest.approx(moms, rel=1e-12)
+
+
+def test_two_param_groups_with_their_own_max_lr(tmp_path, probe):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=[0.01, 0.3]), probe])
+    trainer.fit(TinyClassifier(groups=2))
+    for group, peak in enumerate([0.01, 0.3]):
+        lrs, _ = _expected(peak, 16)
+        assert [v[group] for v in probe.lrs] == pytest.approx(lrs, rel=1e-12)
+
+
+def test_float_max_lr_keeps_the_configured_ratio_between_groups(tmp_path, probe):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.5), probe])
+    trainer.fit(TinyClassifier(groups=2, lr=0.05))  # body at 1/10 of the head
+    head, _ = _expected(0.5, 16)
+    body, _ = _expected(0.05, 16)
+    assert [v[1] for v in probe.lrs] == pytest.approx(head, rel=1e-12)
+    assert [v[0] for v in probe.lrs] == pytest.approx(body, rel=1e-12)
+
+
+def test_max_lr_none_uses_the_configured_lrs(tmp_path, probe):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(pct_start=0.25), probe])
+    trainer.fit(TinyClassifier(groups=2, lr=0.07))  # the peak falls on step 3 of 16
+    assert max(v[1] for v in probe.lrs) == pytest.approx(0.07)
+    assert max(v[0] for v in probe.lrs) == pytest.approx(0.007)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "rmsprop"])
+def test_momentum_goes_to_betas_or_momentum(tmp_path, probe, name):
+    model = TinyClassifier(optimizer=name, lr=0.01)
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.01, base_momentum=0.8, max_momentum=0.9), probe])
+    trainer.fit(model)
+    _, moms = _expected(0.01, 16, base_momentum=0.8, max_momentum=0.9)
+    assert [v[0] for v in probe.momentums] == pytest.approx(moms, rel=1e-12)
+    if name != "rmsprop":
+        assert trainer.optimizers[0].param_groups[0]["betas"][1] == 0.999  # beta2 untouched
+
+
+def test_optimizer_without_momentum_cycles_lr_and_warns_once(tmp_path, probe):
+    with pytest.warns(UserWarning, match="have no momentum or betas; only their learning rate is cycled") as rec:
+        make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1), probe]).fit(TinyClassifier(optimizer="adagrad"))
+    assert sum("only their learning rate" in str(w.message) for w in rec) == 1
+    lrs, _ = _expected(0.1, 16)
+    assert [v[0] for v in probe.lrs] == pytest.approx(lrs, rel=1e-12)
+
+
+def test_explicit_momentum_cycling_without_momentum_is_an_error(tmp_path, probe):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1, cycle_momentum=True), probe])
+    with pytest.raises(MisconfigurationException, match=r"cycle_momentum=True\) needs momentum"):
+        trainer.fit(TinyClassifier(optimizer="sgd-nomomentum"))
+    assert probe.batches == 0
+
+
+def test_past_the_last_step_holds_the_final_value_and_warns_once(tmp_path, probe):
+    with pytest.warns(UserWarning, match="run past the schedule's 5 steps") as rec:
+        make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1, total_steps=5), probe]).fit(TinyClassifier())
+    assert sum("run past the schedule" in str(w.message) for w in rec) == 1
+    lrs, _ = _expected(0.1, 5)
+    assert [v[0] for v in probe.lrs[:5]] == pytest.approx(lrs, rel=1e-12)
+    assert all(v[0] == pytest.approx(lrs[-1], rel=1e-12) for v in probe.lrs[5:])
+    assert len(probe.lrs) == 16
+
+
+class _StopAfter(OptimizerProbe):
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch + 1 == self.epochs:
+            trainer.should_stop = True
+
+
+def test_resume_follows_the_uninterrupted_trajectory(tmp_path):
+    full = OptimizerProbe()
+    make_trainer(tmp_path / "full", [OneCycleCallback(max_lr=0.1), full], max_epochs=4).fit(TinyClassifier())
+
+    first = _StopAfter(2)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    make_trainer(tmp_path / "a", [OneCycleCallback(max_lr=0.1), first, ckpt], max_epochs=4, enable_checkpointing=True).fit(
+        TinyClassifier()
+    )
+    second = OptimizerProbe()
+    make_trainer(tmp_path / "b", [OneCycleCallback(max_lr=0.1), second], max_epochs=4).fit(
+        TinyClassifier(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt")
+    )
+    assert len(first.lrs) == 16 and len(second.lrs) == 16
+    assert first.lrs + second.lrs == full.lrs
+    assert first.momentums + second.momentums == full.momentums
+
+
+def test_resume_with_more_epochs_keeps_the_checkpointed_schedule(tmp_path):
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    make_trainer(tmp_path / "a", [OneCycleCallback(max_lr=0.1), ckpt], max_epochs=2, enable_checkpointing=True).fit(
+        TinyClassifier()
+    )
+    probe = OptimizerProbe()
+    with pytest.warns(UserWarning, match="run past the schedule's 16 steps"):
+        make_trainer(tmp_path / "b", [OneCycleCallback(max_lr=0.1), probe], max_epochs=3).fit(
+            TinyClassifier(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt")
+        )
+    lrs, _ = _expected(0.1, 16)
+    assert [v[0] for v in probe.lrs] == pytest.approx([lrs[-1]] * 8, rel=1e-12)
+
+
+def test_logs_lr_and_momentum_to_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    make_trainer(tmp_path, [OneCycleCallback(max_lr=[0.01, 0.1])], logger=logger).fit(TinyClassifier(groups=2))
+    events = EventAccumulator(logger.log_dir, size_guidance={"scalars": 0})
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"lr-SGD/pg1", "lr-SGD/pg2", "momentum-SGD/pg1", "momentum-SGD/pg2"} <= tags
+    for tag, peak in (("lr-SGD/pg1", 0.01), ("lr-SGD/pg2", 0.1)):
+        scalars = events.Scalars(tag)
+        assert [s.step for s in scalars] == list(range(16))
+        lrs, _ = _expected(peak, 16)
+        assert [s.value for s in scalars] == pytest.approx(lrs, rel=1e-6)  # stored as float32
+    _, moms = _expected(0.1, 16)
+    assert [s.value for s in events.Scalars("momentum-SGD/pg2")] == pytest.approx(moms, rel=1e-6)
+
+
+def test_log_every_n_steps_thins_the_logged_points(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1, log_every_n_steps=5)], logger=logger).fit(TinyClassifier())
+    events = EventAccumulator(logger.log_dir, size_guidance={"scalars": 0})
+    events.Reload()
+    assert [s.step for s in events.Scalars("lr-SGD")] == [0, 5, 10, 15]
+
+
+def test_scheduler_from_configure_optimizers_is_a_conflict(tmp_path, probe):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1), probe])
+    with pytest.raises(MisconfigurationException, match=r"also returned a scheduler \(StepLR\)"):
+        trainer.fit(TinyClassifier(scheduler=True))
+    assert probe.batches == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pct_start": 1.2}, "`pct_start` strictly between 0 and 1"),
+        ({"max_lr": -1.0}, "positive finite number for `max_lr`"),
+        ({"max_lr": [0.1, float("inf")]}, "`max_lr`"),
+        ({"max_lr": "big"}, "must be a number, a list, 'auto' or None"),
+        ({"total_steps": 0}, "positive integer `total_steps`"),
+        ({"max_lr_factor": 0}, "`max_lr_factor`"),
+        ({"log_every_n_steps": -1}, "`log_every_n_steps`"),
+    ],
+)
+def test_bad_arguments_fail_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        OneCycleCallback(**kwargs)
+
+
+def test_max_lr_list_of_the_wrong_length(tmp_path, probe):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=[0.1, 0.2, 0.3]), probe])
+    with pytest.raises(MisconfigurationException, match="has 3 values, but the optimizer\\(s\\) have 2 param groups"):
+        trainer.fit(TinyClassifier(groups=2))
+    assert probe.lrs == []
+
+
+def test_non_positive_configured_lr(tmp_path, probe):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(), probe])
+    with pytest.raises(MisconfigurationException, match="learning rates must be positive and finite"):
+        trainer.fit(TinyClassifier(lr=0.0))
+    assert probe.lrs == []
+
+
+def test_auto_without_a_range_test(tmp_path):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr="auto")])
+    with pytest.raises(MisconfigurationException, match="Add `LRRangeTestCallback\\(\\)`"):
+        trainer.fit(TinyClassifier())
+
+
+class _Endless(IterableDataset):
+    def __iter__(self):
+        while True:
+            yield torch.randn(8), torch.tensor(0)
+
+
+class _EndlessModel(TinyClassifier):
+    def train_dataloader(self):
+        return DataLoader(_Endless(), batch_size=4)
+
+
+def test_unknown_number_of_steps(tmp_path, probe):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1), probe], max_epochs=-1, max_steps=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(MisconfigurationException, match="could not tell how many optimizer steps"):
+            trainer.fit(_EndlessModel())
+    assert probe.lrs == []
+
+
+def test_iterable_data_with_max_steps_is_fine(tmp_path, probe):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1), probe], max_epochs=-1, max_steps=12)
+    trainer.fit(_EndlessModel())
+    lrs, _ = _expected(0.1, 12)
+    assert [v[0] for v in probe.lrs] == pytest.approx(lrs, rel=1e-12)
