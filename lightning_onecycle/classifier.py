@@ -1,0 +1,415 @@
+"""The example model: any torchvision classifier with a new head, for transfer learning.
+
+:class:`TransferClassifier` follows the PyTorch transfer-learning tutorial: take a
+(pretrained) torchvision network, replace its classifier head for the task's
+classes, then either fine-tune everything (optionally with a smaller lr for the
+backbone) or train only the head on frozen features. It returns only an
+optimizer: lr and momentum schedules are this project's callbacks
+(``OneCycleCallback``, ``CyclicLRCallback``), except the tutorial's fixed-lr +
+step-decay baseline, which ``step_lr`` adds as a ``StepLR``.
+
+``"smallcnn"`` is a tiny three-conv network for offline CPU demos, tests and
+benchmarks; it has a ``features`` backbone and an ``fc`` head like a ResNet.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import pickle
+from collections.abc import Mapping
+from http.client import HTTPException
+from pathlib import Path
+from typing import Any, Literal
+from urllib.error import URLError
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+import torchvision
+from lightning.pytorch.utilities import rank_zero_info
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+# Containers in which torchvision keeps a classifier head: resnet/regnet/inception
+# ``fc``; densenet ``classifier``; vgg/alexnet/mobilenet/efficientnet/convnext
+# ``classifier`` Sequential; vit ``heads.head``; swin ``head``.
+_HEAD_CANDIDATES = ("fc", "classifier", "heads.head", "head")
+# Wrappers that prefix state_dict keys: a LightningModule attribute, DataParallel /
+# DistributedDataParallel, torch.compile.
+_KEY_PREFIXES = ("model.", "module.", "_orig_mod.")
+_WEIGHTS_FILE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".tar")
+_SHOW = 5
+
+
+class _SmallCNN(nn.Module):
+    """Three conv-BN-ReLU blocks and a linear head: ~25k parameters, any input size >= 4."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+        self.features = nn.Sequential(
+            *block(3, 16),
+            nn.MaxPool2d(2),
+            *block(16, 32),
+            nn.MaxPool2d(2),
+            *block(32, 64),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.fc = nn.Linear(64, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+_LOCAL_MODELS = {"smallcnn": _SmallCNN}
+
+
+class TransferClassifier(pl.LightningModule):
+    """A torchvision classifier with its head replaced for ``num_classes``.
+
+    Args:
+        model_name: any name from ``torchvision.models.list_models(torchvision.models)``
+            (``"resnet18"``, ``"mobilenet_v3_small"``, ``"vit_b_16"``...) or ``"smallcnn"``.
+        num_classes: number of classes of the task; the head is replaced when it
+            has a different number of outputs.
+        weights: initial weights. ``None`` or ``"none"``: random. A torchvision
+            weights name for ``model_name`` (``"DEFAULT"``, ``"IMAGENET1K_V1"``, or a
+            full ``"ResNet18_Weights.IMAGENET1K_V1"``): downloaded once into the
+            torch hub cache. A path to a local file: a raw ``state_dict``, a
+            Lightning checkpoint (``"state_dict"`` key) or a dict with a ``"model"``
+            key; ``model.``/``module.``/``_orig_mod.`` prefixes are stripped. A file
+            whose head does not fit ``num_classes`` (an ImageNet checkpoint) loads
+            the backbone only and leaves the new head freshly initialised.
+        freeze_backbone: feature extraction: only the head is trained; the backbone's
+            parameters get ``requires_grad=False`` and its normalisation layers stay
+            in eval mode so their running statistics do not move either.
+        backbone_lr_ratio: when set, the optimizer gets two param groups, named
+            ``"backbone"`` (lr ``lr * backbone_lr_ratio``) and ``"head"`` (lr ``lr``).
+        lr: learning rate of the head (and of the backbone unless
+            ``backbone_lr_ratio`` is set). Read in :meth:`configure_optimizers`, so
+            an lr finder may overwrite ``self.lr`` before it runs.
+        optimizer: ``"sgd"`` (SGD with ``momentum``) or ``"adamw"`` (AdamW with
+            ``betas=(momentum, 0.999)``).
+        momentum: SGD momentum, or AdamW's ``beta1``.
+        weight_decay: weight decay of every param group.
+        step_lr: ``(step_size, gamma)`` in epochs: also return a ``StepLR``, the
+            tutorial's fixed-lr baseline is ``(7, 0.1)``. ``None``: only the
+            optimizer, for schedule callbacks to drive.
+
+    Raises:
+        ValueError: on an unknown model or weights name, a model whose head cannot
+            be found, or an out-of-range argument.
+        FileNotFoundError: if ``weights`` looks like a path but no file is there.
+        RuntimeError: if named weights cannot be downloaded (offline) or a local
+            file does not fit the model (its missing/unexpected keys and
+            mismatched shapes are named).
+
+    Attributes:
+        model: the torchvision network (keys of its ``state_dict`` are those of
+            the torchvision model, prefixed ``model.`` in Lightning checkpoints).
+        head_name: dotted path of the head inside ``model`` (``"fc"``,
+            ``"classifier.6"``, ``"heads.head"``).
+        lr: the head's learning rate, read by :meth:`configure_optimizers`.
+
+    Note:
+        ``load_from_checkpoint`` calls ``__init__`` again with the saved
+        hyper-parameters, so pass ``weights=None`` there to skip re-loading (or
+        re-downloading) the initial weights that the checkpoint overwrites anyway.
+
+    Example::
+
+        >>> model = TransferClassifier("smallcnn", num_classes=10, backbone_lr_ratio=0.1, lr=0.01)
+        >>> [(g["name"], g["lr"]) for g in model.configure_optimizers().param_groups]
+        [('backbone', 0.001), ('head', 0.01)]
+    """
+
+    def __init__(
+        self,
+        model_name: str = "resnet18",
+        *,
+        num_classes: int,
+        weights: str | Path | None = None,
+        freeze_backbone: bool = False,
+        backbone_lr_ratio: float | None = None,
+        lr: float = 1e-3,
+        optimizer: Literal["sgd", "adamw"] = "sgd",
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        step_lr: tuple[int, float] | None = None,
+    ) -> None:
+        super().__init__()
+        _validate(num_classes, backbone_lr_ratio, freeze_backbone, lr, optimizer, momentum, weight_decay, step_lr)
+        # A Path in the hyper-parameters would make checkpoints unloadable with weights_only=True.
+        weights = None if weights is None else str(weights)
+        self.save_hyperparameters()
+        self.lr = lr
+        self.freeze_backbone = freeze_backbone
+
+        weights_file, named_weights = _resolve_weights(model_name, weights)
+        self.model = _build(model_name, named_weights)
+        self.head_name = _find_head(self.model, model_name)
+        head = self.model.get_submodule(self.head_name)
+        if head.out_features != num_classes:
+            parent, _, attr = self.head_name.rpartition(".")
+            new_head = nn.Linear(head.in_features, num_classes, bias=head.bias is not None)
+            setattr(self.model.get_submodule(parent), attr, new_head)
+        if weights_file is not None:
+            _load_file(self.model, weights_file, self.head_name)
+        if freeze_backbone:
+            for param in self._backbone_parameters():
+                param.requires_grad_(False)
+            self.train()  # puts the backbone's normalisation layers in eval mode
+
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    @property
+    def head(self) -> nn.Linear:
+        """The (replaced) classifier head."""
+        return self.model.get_submodule(self.head_name)
+
+    def _is_head(self, name: str) -> bool:
+        return name == self.head_name or name.startswith(self.head_name + ".")
+
+    def _backbone_parameters(self) -> list[nn.Parameter]:
+        return [p for n, p in self.model.named_parameters() if not self._is_head(n)]
+
+    def train(self, mode: bool = True) -> TransferClassifier:
+        """Set train/eval mode; a frozen backbone's normalisation layers stay in eval mode."""
+        super().train(mode)
+        if mode and getattr(self, "freeze_backbone", False):
+            for name, module in self.model.named_modules():
+                if getattr(module, "track_running_stats", False) and not self._is_head(name):
+                    module.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        self.train_acc(logits, y)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.val_acc(logits, y)
+        self.log("val_loss", F.cross_entropy(logits, y), on_epoch=True, prog_bar=True)
+        self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True)
+
+    def configure_optimizers(self) -> Any:
+        """The optimizer over the trainable parameters, plus a ``StepLR`` if ``step_lr`` is set.
+
+        Every param group has a ``"name"``: ``"backbone"`` and ``"head"`` with
+        ``backbone_lr_ratio``, ``"head"`` for a frozen backbone, else ``"model"``.
+        """
+        hp = self.hparams
+        head_params = list(self.head.parameters())
+        if self.freeze_backbone:
+            groups = [{"name": "head", "params": head_params, "lr": self.lr}]
+        elif hp.backbone_lr_ratio is not None:
+            groups = [
+                {"name": "backbone", "params": self._backbone_parameters(), "lr": self.lr * hp.backbone_lr_ratio},
+                {"name": "head", "params": head_params, "lr": self.lr},
+            ]
+        else:
+            groups = [{"name": "model", "params": list(self.model.parameters()), "lr": self.lr}]
+        if hp.optimizer == "sgd":
+            optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=self.lr, betas=(hp.momentum, 0.999), weight_decay=hp.weight_decay)
+        if hp.step_lr is None:
+            return optimizer
+        step_size, gamma = hp.step_lr
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=int(step_size), gamma=float(gamma))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def _validate(
+    num_classes: int,
+    backbone_lr_ratio: float | None,
+    freeze_backbone: bool,
+    lr: float,
+    optimizer: str,
+    momentum: float,
+    weight_decay: float,
+    step_lr: tuple[int, float] | None,
+) -> None:
+    if num_classes < 1:
+        raise ValueError(f"Expected num_classes >= 1, but got {num_classes}.")
+    if not lr > 0:
+        raise ValueError(f"Expected a positive lr, but got {lr}.")
+    if optimizer not in ("sgd", "adamw"):
+        raise ValueError(f"Expected optimizer 'sgd' or 'adamw', but got {optimizer!r}.")
+    if not 0 <= momentum < 1:
+        raise ValueError(f"Expected 0 <= momentum < 1, but got {momentum}.")
+    if weight_decay < 0:
+        raise ValueError(f"Expected weight_decay >= 0, but got {weight_decay}.")
+    if backbone_lr_ratio is not None:
+        if not backbone_lr_ratio > 0:
+            raise ValueError(f"Expected a positive backbone_lr_ratio, but got {backbone_lr_ratio}.")
+        if freeze_backbone:
+            raise ValueError(
+                "backbone_lr_ratio has no effect with freeze_backbone=True (the backbone is not trained): "
+                "pass one or the other."
+            )
+    if step_lr is not None:
+        step_size, gamma = step_lr
+        if int(step_size) != step_size or step_size < 1 or not gamma > 0:
+            raise ValueError(
+                f"Expected step_lr=(step_size, gamma) with an integer step_size >= 1 (epochs) and gamma > 0, "
+                f"but got {tuple(step_lr)}; the tutorial uses (7, 0.1)."
+            )
+
+
+def _resolve_weights(model_name: str, text: str | None) -> tuple[Path | None, Any]:
+    """Split ``weights`` into (local file, torchvision ``WeightsEnum``); at most one is set."""
+    if text is None or text.lower() == "none":
+        return None, None
+    path = Path(text)
+    if path.is_file():
+        return path, None
+    if os.sep in text or "/" in text or text.endswith(_WEIGHTS_FILE_SUFFIXES):
+        raise FileNotFoundError(f"No weights file at {text!r} (resolved to {path.resolve()}).")
+    if model_name in _LOCAL_MODELS:
+        raise ValueError(
+            f"{model_name!r} has no named weights (got {text!r}): pass a local weights file or weights=None."
+        )
+    if "." in text:
+        return None, torchvision.models.get_weight(text)
+    options = torchvision.models.get_model_weights(model_name)
+    try:
+        return None, options[text]
+    except KeyError:
+        raise ValueError(
+            f"Unknown weights {text!r} for {model_name!r}: choose one of {list(options.__members__)}, "
+            "a path to a local weights file, or 'none'."
+        ) from None
+
+
+def _build(model_name: str, weights: Any) -> nn.Module:
+    if model_name in _LOCAL_MODELS:
+        return _LOCAL_MODELS[model_name]()
+    known = torchvision.models.list_models(torchvision.models)
+    if model_name not in known:
+        close = difflib.get_close_matches(model_name, known + list(_LOCAL_MODELS), n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"Unknown model {model_name!r}: expected 'smallcnn' or a classification model from "
+            f"torchvision.models.list_models(torchvision.models).{hint}"
+        )
+    try:
+        return torchvision.models.get_model(model_name, weights=weights)
+    except (URLError, HTTPException, OSError) as err:
+        raise RuntimeError(
+            f"Downloading the torchvision weights {weights} for {model_name!r} failed ({err}): this machine "
+            "seems to be offline. Pass a local weights file (--weights path/to/file.pth) or train from "
+            "scratch with --weights none."
+        ) from err
+
+
+def _find_head(model: nn.Module, model_name: str) -> str:
+    for name in _HEAD_CANDIDATES:
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            continue
+        if isinstance(module, nn.Linear):
+            return name
+        if isinstance(module, nn.Sequential) and len(module) and isinstance(module[-1], nn.Linear):
+            return f"{name}.{len(module) - 1}"
+    raise ValueError(
+        f"Cannot find the classifier head of {model_name!r}: expected a Linear layer at 'fc', 'classifier', "
+        "'heads.head' or 'head', or a 'classifier' Sequential ending in a Linear layer."
+    )
+
+
+def _load_file(model: nn.Module, path: Path, head_name: str) -> None:
+    """Load a local weights file into ``model``; a head of the wrong shape stays as it is."""
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise RuntimeError(
+            f"{path} holds more than tensors and plain containers, so it is not loaded (weights_only=True). "
+            "Save just the weights: torch.save(model.state_dict(), path)."
+        ) from err
+    except Exception as err:
+        raise RuntimeError(f"Cannot read {path} as a PyTorch weights file: {err}") from err
+    state = _state_dict_of(loaded, path)
+    target = model.state_dict()
+    state = _strip_prefixes(state, target.keys())
+
+    def is_head(key: str) -> bool:
+        return key.startswith(head_name + ".")
+
+    shapes = {
+        k: f"{k}: file {tuple(v.shape)} vs model {tuple(target[k].shape)}"
+        for k, v in state.items()
+        if k in target and v.shape != target[k].shape
+    }
+    head_mismatched = [text for k, text in shapes.items() if is_head(k)]
+    mismatched = [text for k, text in shapes.items() if not is_head(k)]
+    head_missing = [k for k in target if is_head(k) and k not in state]
+    # Files from before BatchNorm counted batches lack num_batches_tracked; load_state_dict fills it in.
+    missing = [k for k in target if k not in state and not is_head(k) and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in target]
+    if mismatched or missing or unexpected:
+        raise RuntimeError(
+            f"The weights in {path} do not fit the model: "
+            + "; ".join(
+                f"{len(items)} {what} ({', '.join(items[:_SHOW])}{', ...' if len(items) > _SHOW else ''})"
+                for what, items in (
+                    ("missing keys", missing),
+                    ("unexpected keys", unexpected),
+                    ("mismatched shapes", mismatched),
+                )
+                if items
+            )
+            + ". Is it a checkpoint of another architecture?"
+        )
+    if head_mismatched or head_missing:
+        state = {k: v for k, v in state.items() if not is_head(k)}
+        why = "the file has no head"
+        if head_mismatched:
+            why = f"the file's head does not fit ({', '.join(head_mismatched)})"
+        rank_zero_info(f"Loaded the backbone weights from {path}; the head {head_name!r} stays new: {why}.")
+    model.load_state_dict(state, strict=False)
+
+
+def _state_dict_of(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
+    state = loaded
+    if isinstance(loaded, Mapping):
+        for key in ("state_dict", "model"):
+            if isinstance(loaded.get(key), Mapping):
+                state = loaded[key]
+                break
+    if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        found = list(loaded)[:_SHOW] if isinstance(loaded, Mapping) else type(loaded).__name__
+        raise RuntimeError(
+            f"No state_dict in {path}: expected a dict of tensors, or a dict with a 'state_dict' or 'model' "
+            f"entry holding one; found {found}."
+        )
+    return dict(state)
+
+
+def _strip_prefixes(state: dict[str, torch.Tensor], target_keys: Any) -> dict[str, torch.Tensor]:
+    """Strip wrapper prefixes (``model.``, ``module.``...) while that matches more of the model's keys."""
+    target_keys = set(target_keys)
+    improved = True
+    while improved:
+        improved = False
+        for prefix in _KEY_PREFIXES:
+            stripped = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            if len(stripped.keys() & target_keys) > len(state.keys() & target_keys):
+                state, improved = stripped, True
+    return state

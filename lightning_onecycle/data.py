@@ -1,0 +1,291 @@
+"""The example data: scikit-learn's digits (offline) and ImageFolder sets such as the tutorial's ants/bees.
+
+:class:`DigitsDataModule` needs no network and no disk: 1797 8x8 digits bundled
+with scikit-learn, upsampled to 3-channel images a torchvision network accepts.
+:class:`ImageFolderDataModule` reads ``data_dir/train/<class>/*.jpg`` and
+``data_dir/val/<class>/*.jpg`` with the PyTorch transfer-learning tutorial's
+transforms; :class:`HymenopteraDataModule` is that tutorial's ants/bees set,
+downloaded on first use.
+"""
+
+from __future__ import annotations
+
+from http.client import HTTPException
+from pathlib import Path
+from urllib.error import URLError
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torchvision import transforms
+from torchvision.datasets import ImageFolder
+from torchvision.datasets import utils as dataset_utils
+from torchvision.datasets.folder import find_classes
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class _TrainValDataModule(pl.LightningDataModule):
+    """What the data modules share: image size, loader settings, a train and a val set, their loaders."""
+
+    def __init__(self, image_size: int, batch_size: int, num_workers: int) -> None:
+        super().__init__()
+        if image_size < 1:
+            raise ValueError(f"Expected image_size >= 1, but got {image_size}.")
+        if batch_size < 1:
+            raise ValueError(f"Expected batch_size >= 1, but got {batch_size}.")
+        if num_workers < 0:
+            raise ValueError(f"Expected num_workers >= 0, but got {num_workers}.")
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, shuffle=False)
+
+
+class DigitsDataModule(_TrainValDataModule):
+    """scikit-learn's 8x8 digits as normalised 3-channel ``image_size`` images, 10 classes.
+
+    The split is stratified and fixed by ``seed``; images are upsampled
+    bilinearly and normalised with the mean and std of the training split
+    (stored as ``mean`` and ``std`` after :meth:`setup`). The tensors are built
+    once, in the first :meth:`setup`.
+
+    Args:
+        image_size: side of the square images (8 keeps the originals).
+        batch_size: samples per batch.
+        val_fraction: share of the 1797 images held out for validation.
+        seed: seed of the train/val split.
+        num_workers: DataLoader worker processes.
+
+    Raises:
+        ValueError: on an out-of-range argument.
+
+    Example::
+
+        >>> dm = DigitsDataModule(image_size=16, batch_size=8)
+        >>> dm.setup("fit")
+        >>> x, y = next(iter(dm.train_dataloader()))
+        >>> tuple(x.shape), len(dm.train_set), len(dm.val_set), dm.num_classes
+        ((8, 3, 16, 16), 1437, 360, 10)
+    """
+
+    num_classes = 10
+
+    def __init__(
+        self,
+        image_size: int = 32,
+        batch_size: int = 64,
+        val_fraction: float = 0.2,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(image_size, batch_size, num_workers)
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"Expected 0 < val_fraction < 1, but got {val_fraction}.")
+        self.save_hyperparameters()
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.mean: float | None = None
+        self.std: float | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        digits = load_digits()
+        images = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+        if self.image_size != images.shape[-1]:
+            images = F.interpolate(images, size=self.image_size, mode="bilinear", align_corners=False)
+        labels = torch.as_tensor(digits.target, dtype=torch.long)
+        train_idx, val_idx = train_test_split(
+            torch.arange(len(labels)).numpy(),
+            test_size=self.val_fraction,
+            random_state=self.seed,
+            stratify=labels.numpy(),
+        )
+        train_idx, val_idx = torch.as_tensor(train_idx), torch.as_tensor(val_idx)
+        self.mean = images[train_idx].mean().item()
+        self.std = images[train_idx].std().item()
+        images = ((images - self.mean) / self.std).expand(-1, 3, -1, -1).contiguous()
+        self.train_set = TensorDataset(images[train_idx], labels[train_idx])
+        self.val_set = TensorDataset(images[val_idx], labels[val_idx])
+
+
+class ImageFolderDataModule(_TrainValDataModule):
+    """Images in ``data_dir/train/<class>/`` and ``data_dir/val/<class>/``, with the tutorial's transforms.
+
+    Train: ``RandomResizedCrop(image_size)`` and ``RandomHorizontalFlip``; val:
+    ``Resize(image_size * 256 / 224)`` and ``CenterCrop(image_size)``; both
+    normalised with the ImageNet mean and std, as pretrained torchvision weights
+    expect.
+
+    Args:
+        data_dir: folder holding ``train/`` and ``val/``, one sub-folder per class in each.
+        image_size: side of the crops (224 in the tutorial; smaller for tests).
+        batch_size: samples per batch.
+        num_workers: DataLoader worker processes.
+
+    Raises:
+        FileNotFoundError: from :meth:`prepare_data`, :meth:`setup` or
+            :attr:`num_classes` when ``data_dir``, its ``train/`` or its ``val/``
+            is missing.
+        ValueError: if ``train/`` and ``val/`` have different classes, or on an
+            out-of-range argument.
+
+    Example::
+
+        >>> dm = ImageFolderDataModule("data/hymenoptera_data", image_size=64)  # doctest: +SKIP
+        >>> dm.setup("fit")  # doctest: +SKIP
+        >>> dm.num_classes, dm.classes  # doctest: +SKIP
+        (2, ['ants', 'bees'])
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        image_size: int = 224,
+        batch_size: int = 32,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(image_size, batch_size, num_workers)
+        # A str, not a Path: checkpoints carry these and must load with weights_only=True.
+        self.save_hyperparameters(
+            {"data_dir": str(data_dir), "image_size": image_size, "batch_size": batch_size, "num_workers": num_workers}
+        )
+        self.data_dir = Path(data_dir)
+        normalize = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+        self.train_transform = transforms.Compose(
+            [
+                transforms.RandomResizedCrop(image_size),
+                transforms.RandomHorizontalFlip(),
+                transforms.ToTensor(),
+                normalize,
+            ]
+        )
+        self.val_transform = transforms.Compose(
+            [
+                transforms.Resize(round(image_size * 256 / 224)),
+                transforms.CenterCrop(image_size),
+                transforms.ToTensor(),
+                normalize,
+            ]
+        )
+
+    def _layout_hint(self) -> str:
+        return f"expected {self.data_dir}/train/<class>/*.jpg and {self.data_dir}/val/<class>/*.jpg"
+
+    def _check_layout(self) -> None:
+        if not self.data_dir.is_dir():
+            raise FileNotFoundError(f"Data folder {self.data_dir} does not exist: {self._layout_hint()}.")
+        missing = [split for split in ("train", "val") if not (self.data_dir / split).is_dir()]
+        if missing:
+            raise FileNotFoundError(
+                f"Data folder {self.data_dir} has no {' and no '.join(f'{m}/' for m in missing)} sub-folder: "
+                f"{self._layout_hint()}."
+            )
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names, sorted, from the ``train/`` sub-folders."""
+        if self.train_set is not None:
+            return self.train_set.classes
+        self._check_layout()
+        return find_classes(self.data_dir / "train")[0]
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes, from the ``train/`` sub-folders (readable before :meth:`setup`)."""
+        return len(self.classes)
+
+    def prepare_data(self) -> None:
+        self._check_layout()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        self._check_layout()
+        train_set = ImageFolder(self.data_dir / "train", transform=self.train_transform)
+        val_set = ImageFolder(self.data_dir / "val", transform=self.val_transform)
+        if train_set.classes != val_set.classes:
+            raise ValueError(
+                f"{self.data_dir}/train and {self.data_dir}/val must have the same class folders, "
+                f"but got {train_set.classes} and {val_set.classes}."
+            )
+        self.train_set, self.val_set = train_set, val_set
+
+
+class HymenopteraDataModule(ImageFolderDataModule):
+    """The PyTorch transfer-learning tutorial's ants and bees (244 train, 153 val images).
+
+    :meth:`prepare_data` downloads and unzips :attr:`URL` when ``data_dir`` does
+    not exist yet.
+
+    Args:
+        data_dir: where the unzipped ``hymenoptera_data`` folder is or goes.
+        image_size: side of the crops (224 in the tutorial).
+        batch_size: samples per batch.
+        num_workers: DataLoader worker processes.
+
+    Raises:
+        RuntimeError: from :meth:`prepare_data` if the download fails (offline);
+            the message names the folder to provide and its layout.
+
+    Example::
+
+        >>> dm = HymenopteraDataModule(image_size=64)  # doctest: +SKIP
+        >>> dm.prepare_data()  # downloads 45 MB once  # doctest: +SKIP
+    """
+
+    URL = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
+
+    def __init__(
+        self,
+        data_dir: str | Path = "data/hymenoptera_data",
+        image_size: int = 224,
+        batch_size: int = 32,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(data_dir, image_size=image_size, batch_size=batch_size, num_workers=num_workers)
+
+    def prepare_data(self) -> None:
+        if not self.data_dir.exists():
+            self._download()
+        super().prepare_data()
+
+    def _download(self) -> None:
+        root = self.data_dir.parent
+        archive = root / Path(self.URL).name
+        try:
+            dataset_utils.download_and_extract_archive(self.URL, download_root=str(root))
+        except (URLError, HTTPException, OSError) as err:
+            # A partial zip would pass torchvision's md5-less integrity check next time.
+            archive.unlink(missing_ok=True)
+            raise RuntimeError(
+                f"Could not download the ants/bees data from {self.URL} ({err}): this machine seems to be "
+                f"offline. Download and unzip it elsewhere, then provide the folder {self.data_dir} with the "
+                f"layout {self.data_dir}/train/{{ants,bees}}/*.jpg and {self.data_dir}/val/{{ants,bees}}/*.jpg "
+                "(or pass data_dir pointing at such a folder)."
+            ) from err
+        archive.unlink(missing_ok=True)
+        extracted = root / "hymenoptera_data"
+        if extracted != self.data_dir:
+            extracted.rename(self.data_dir)
