@@ -275,3 +275,16 @@ def test_iterable_data_with_max_steps_is_fine(tmp_path, probe):
     trainer.fit(_EndlessModel())
     lrs, _ = _expected(0.1, 12)
     assert [v[0] for v in probe.lrs] == pytest.approx(lrs, rel=1e-12)
+
+
+class _TensorLR(TinyClassifier):
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=torch.tensor(0.01))
+
+
+def test_tensor_lr_is_scheduled_in_place(tmp_path, probe):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.01), probe])
+    trainer.fit(_TensorLR())
+    assert isinstance(trainer.optimizers[0].param_groups[0]["lr"], torch.Tensor)
+    lrs, _ = _expected(0.01, 16)
+    assert [v[0] for v in probe.lrs] == pytest.approx(lrs, rel=1e-6)

@@ -1,0 +1,33 @@
+"""Run by tests/test_one_cycle_ddp.py: 1cycle under strategy="ddp" on 2 CPU processes (gloo).
+
+Each rank trains on different data and writes the lrs/momentums its optimizer saw.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+
+from conftest import OptimizerProbe, TinyClassifier
+from lightning_onecycle import OneCycleCallback
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1])
+    probe = OptimizerProbe()
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[OneCycleCallback(max_lr=0.1), probe],
+    )
+    trainer.fit(TinyClassifier(seed=trainer.global_rank, n_samples=64, batch_size=8))
+    result = {"lrs": probe.lrs, "momentums": probe.momentums, "total_steps": trainer.callbacks[0].total_steps}
+    (out / f"rank{trainer.global_rank}.json").write_text(json.dumps(result))

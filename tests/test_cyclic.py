@@ -1,0 +1,68 @@
+"""CyclicLRCallback inside real Trainer.fit runs agrees with torch's CyclicLR."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+from conftest import OptimizerProbe, TinyClassifier, make_trainer
+from lightning_onecycle import CyclicLRCallback, CyclicSchedule
+
+
+class _TorchCyclic(TinyClassifier):
+    def __init__(self, **clr) -> None:
+        super().__init__(optimizer="adam")
+        self.clr = clr
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.parameters(), lr=self.lr)
+        sched = torch.optim.lr_scheduler.CyclicLR(opt, **self.clr)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+@pytest.mark.parametrize("mode", ["triangular", "triangular2", "exp_range"])
+def test_fit_matches_torch_cyclic_lr(tmp_path, mode):
+    clr = {"base_lr": 1e-3, "max_lr": 1e-2, "step_size_up": 3, "step_size_down": 2, "mode": mode, "gamma": 0.95}
+    ours, theirs = OptimizerProbe(), OptimizerProbe()
+    make_trainer(tmp_path, [CyclicLRCallback(**clr), ours], max_epochs=3).fit(TinyClassifier(optimizer="adam"))
+    make_trainer(tmp_path, [theirs], max_epochs=3).fit(_TorchCyclic(**clr))
+    assert len(ours.lrs) == len(theirs.lrs) == 24
+    for a, b in zip(ours.lrs + ours.momentums, theirs.lrs + theirs.momentums):
+        assert math.isclose(a[0], b[0], rel_tol=1e-9)
+
+
+def test_runs_as_long_as_training_without_warning(tmp_path, probe, recwarn):
+    cb = CyclicLRCallback(base_lr=0.001, max_lr=0.01, step_size_up=4)
+    make_trainer(tmp_path, [cb, probe], max_epochs=4).fit(TinyClassifier())
+    s = CyclicSchedule(base_lr=0.001, max_lr=0.01, step_size_up=4)
+    assert [v[0] for v in probe.lrs] == pytest.approx([s.lr(k) for k in range(32)], rel=1e-12)
+    assert not [w for w in recwarn if "past the schedule" in str(w.message)]
+
+
+def test_bounds_keep_the_group_ratio(tmp_path, probe):
+    cb = CyclicLRCallback(base_lr=0.002, max_lr=0.02, step_size_up=4)
+    make_trainer(tmp_path, [cb, probe], max_epochs=1).fit(TinyClassifier(groups=2))
+    assert probe.lrs[0] == pytest.approx([0.0002, 0.002])
+    assert probe.lrs[4] == pytest.approx([0.002, 0.02])
+
+
+def test_base_lr_list_of_the_wrong_length(tmp_path):
+    cb = CyclicLRCallback(base_lr=[0.001, 0.002, 0.003], max_lr=0.1)
+    with pytest.raises(MisconfigurationException, match="`base_lr` has 3 values"):
+        make_trainer(tmp_path, [cb]).fit(TinyClassifier(groups=2))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"base_lr": 0.0}, "`base_lr`"),
+        ({"base_lr": 1e-3, "mode": "sawtooth"}, "'triangular', 'triangular2' or 'exp_range'"),
+        ({"base_lr": 1e-3, "step_size_up": 0}, "`step_size_up`"),
+    ],
+)
+def test_bad_arguments_fail_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CyclicLRCallback(**kwargs)

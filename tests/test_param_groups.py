@@ -1,0 +1,57 @@
+"""Param-group access: momentum vs betas, tensor lrs, log names."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lightning_onecycle import _param_groups as pg
+
+
+def _opt(cls, **kw):
+    return cls([torch.nn.Parameter(torch.zeros(2))], **kw)
+
+
+@pytest.mark.parametrize(
+    ("cls", "kw", "key"),
+    [
+        (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, "momentum"),
+        (torch.optim.SGD, {"lr": 0.1}, None),
+        (torch.optim.RMSprop, {"lr": 0.1, "momentum": 0.5}, "momentum"),
+        (torch.optim.RMSprop, {"lr": 0.1}, None),
+        (torch.optim.Adam, {"lr": 0.1}, "betas"),
+        (torch.optim.AdamW, {"lr": 0.1}, "betas"),
+        (torch.optim.NAdam, {"lr": 0.1}, "betas"),
+        (torch.optim.RAdam, {"lr": 0.1}, "betas"),
+        (torch.optim.Adagrad, {"lr": 0.1}, None),
+    ],
+)
+def test_momentum_key(cls, kw, key):
+    assert pg.momentum_key(_opt(cls, **kw).param_groups[0]) == key
+
+
+def test_set_momentum_writes_beta1_only():
+    group = _opt(torch.optim.Adam, lr=0.1, betas=(0.9, 0.99)).param_groups[0]
+    pg.set_momentum(group, 0.85)
+    assert group["betas"] == (0.85, 0.99) and pg.get_momentum(group) == 0.85
+
+
+def test_set_momentum_without_momentum_is_an_error():
+    with pytest.raises(ValueError, match="no momentum or betas"):
+        pg.set_momentum(_opt(torch.optim.Adagrad, lr=0.1).param_groups[0], 0.9)
+
+
+def test_tensor_lr_is_written_in_place():
+    opt = _opt(torch.optim.Adam, lr=torch.tensor(0.01))
+    lr_tensor = opt.param_groups[0]["lr"]
+    pg.set_lr(opt.param_groups[0], 0.05)
+    assert opt.param_groups[0]["lr"] is lr_tensor
+    assert pg.get_lr(opt.param_groups[0]) == pytest.approx(0.05)
+
+
+def test_group_names_follow_lr_monitor_conventions():
+    p = [torch.nn.Parameter(torch.zeros(1)) for _ in range(3)]
+    a = torch.optim.SGD([{"params": [p[0]]}, {"params": [p[1]], "name": "head"}], lr=0.1)
+    b = torch.optim.SGD([p[2]], lr=0.1)
+    c = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+    assert pg.group_names([a, b, c]) == [["SGD/pg1", "SGD/head"], ["SGD-1"], ["Adam"]]
