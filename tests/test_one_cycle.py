@@ -288,3 +288,31 @@ def test_tensor_lr_is_scheduled_in_place(tmp_path, probe):
     assert isinstance(trainer.optimizers[0].param_groups[0]["lr"], torch.Tensor)
     lrs, _ = _expected(0.01, 16)
     assert [v[0] for v in probe.lrs] == pytest.approx(lrs, rel=1e-6)
+
+
+class _NoSyncOneCycle(OneCycleCallback):
+    """Fails the test if a step after the first reads a tensor back to the host."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == 0:
+            return super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
+
+        def forbidden(*args, **kwargs):
+            raise AssertionError("host-device sync in the per-step hook")
+
+        names = ("item", "tolist", "cpu", "numpy", "__float__", "__bool__")
+        saved = {name: getattr(torch.Tensor, name) for name in names}
+        try:
+            for name in names:
+                setattr(torch.Tensor, name, forbidden)
+            super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
+        finally:
+            for name, fn in saved.items():
+                setattr(torch.Tensor, name, fn)
+
+
+def test_per_step_hook_reads_nothing_back_from_the_device(tmp_path, probe):
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    trainer = make_trainer(tmp_path, [_NoSyncOneCycle(max_lr=0.01), probe], logger=logger)
+    trainer.fit(_TensorLR())
+    assert len(probe.lrs) == 16
