@@ -118,3 +118,107 @@ def make_trainer(tmp_path, callbacks, **kwargs: Any) -> pl.Trainer:
 @pytest.fixture
 def probe() -> OptimizerProbe:
     return OptimizerProbe()
+
+
+# --- LR range test fixtures (tests/test_range_test.py) -------------------------------------
+
+
+class RangeTestModel(pl.LightningModule):
+    """A small regression MLP with dropout, trained on a shuffled random dataset.
+
+    Counts its training steps and batch-transfer hooks, logs every step, updates a
+    torchmetrics metric, and can be made to return NaN above an lr.
+
+    Args:
+        lr: configured lr (of the head group when ``groups=2``; the body gets a tenth).
+        groups: 1 or 2 param groups.
+        optimizer: "sgd" (momentum 0.9) or "adamw".
+        weight_decay: the optimizer's weight decay.
+        n_batches, batch_size: size of the training set.
+        nan_above_lr: return a NaN loss while the head group's lr is above this.
+        rank_data: draw the data from a seed that depends on the global rank.
+        generator: shuffle with the DataLoader's own generator instead of the global RNG.
+        return_dict: return ``{"loss": loss}`` from ``training_step``.
+        overflow_at_call: in this (1-based) training_step call, add a term whose value is
+            0 but whose gradient overflows fp16 (for AMP's skipped steps).
+    """
+
+    def __init__(
+        self,
+        lr: float = 0.01,
+        groups: int = 1,
+        optimizer: str = "sgd",
+        weight_decay: float = 0.0,
+        n_batches: int = 5,
+        batch_size: int = 8,
+        nan_above_lr: float | None = None,
+        rank_data: bool = False,
+        generator: bool = False,
+        return_dict: bool = False,
+        overflow_at_call: int | None = None,
+    ) -> None:
+        super().__init__()
+        import torchmetrics
+
+        self.body = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2))
+        self.head = torch.nn.Linear(16, 1)
+        self.metric = torchmetrics.MeanMetric()
+        self.lr, self.groups, self.optimizer_name, self.weight_decay = lr, groups, optimizer, weight_decay
+        self.n_batches, self.batch_size = n_batches, batch_size
+        self.nan_above_lr, self.rank_data, self.generator, self.return_dict = nan_above_lr, rank_data, generator, return_dict
+        self.overflow_at_call = overflow_at_call
+        self.calls = 0
+        self.before_transfers = 0
+        self.after_transfers = 0
+        self.autocast_dtypes: set[torch.dtype] = set()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        self.calls += 1
+        if torch.is_autocast_enabled("cpu"):
+            self.autocast_dtypes.add(torch.get_autocast_dtype("cpu"))
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self(x).float().squeeze(-1), y)
+        if self.calls == self.overflow_at_call:
+            big = self.head.weight.float() * 1e38
+            loss = loss + (big.sum() - big.sum().detach())
+        if self.nan_above_lr is not None and self.trainer.optimizers[0].param_groups[-1]["lr"] > self.nan_above_lr:
+            loss = loss * float("nan")
+        self.metric.update(loss.detach())
+        self.log("train_loss", loss, on_step=True, on_epoch=True)
+        return {"loss": loss} if self.return_dict else loss
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        self.before_transfers += 1
+        return batch
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        self.after_transfers += 1
+        return batch
+
+    def train_dataloader(self) -> DataLoader:
+        seed = 1 + (self.global_rank if self.rank_data else 0)
+        g = torch.Generator().manual_seed(seed)
+        n = self.n_batches * self.batch_size
+        x = torch.randn(n, 4, generator=g)
+        y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(n, generator=g)
+        generator = torch.Generator().manual_seed(123) if self.generator else None
+        return DataLoader(TensorDataset(x, y), batch_size=self.batch_size, shuffle=True, generator=generator)
+
+    def configure_optimizers(self) -> Any:
+        if self.groups == 1:
+            params: Any = self.parameters()
+        else:
+            params = [
+                {"params": self.body.parameters(), "lr": self.lr / 10},
+                {"params": self.head.parameters(), "lr": self.lr},
+            ]
+        if self.optimizer_name == "adamw":
+            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        return torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay)
+
+
+def snapshot_params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
