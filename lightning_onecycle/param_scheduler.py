@@ -98,7 +98,8 @@ class ParamGroupScheduler(Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         name = type(self).__name__
-        if not trainer.optimizers:
+        # With no optimizer from `configure_optimizers`, Lightning substitutes a mock with no param groups.
+        if not any(group.get("params") for opt in trainer.optimizers for group in opt.param_groups):
             raise MisconfigurationException(
                 f"{name} needs an optimizer, but `configure_optimizers` returned none. Return an optimizer from it."
             )

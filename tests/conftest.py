@@ -150,7 +150,7 @@ class RangeTestModel(pl.LightningModule):
         optimizer: str = "sgd",
         weight_decay: float = 0.0,
         n_batches: int = 5,
-        batch_size: int = 8,
+        batch_size: int = 32,
         nan_above_lr: float | None = None,
         rank_data: bool = False,
         generator: bool = False,
@@ -165,7 +165,8 @@ class RangeTestModel(pl.LightningModule):
         self.metric = torchmetrics.MeanMetric()
         self.lr, self.groups, self.optimizer_name, self.weight_decay = lr, groups, optimizer, weight_decay
         self.n_batches, self.batch_size = n_batches, batch_size
-        self.nan_above_lr, self.rank_data, self.generator, self.return_dict = nan_above_lr, rank_data, generator, return_dict
+        self.nan_above_lr, self.rank_data, self.generator = nan_above_lr, rank_data, generator
+        self.return_dict = return_dict
         self.overflow_at_call = overflow_at_call
         self.calls = 0
         self.before_transfers = 0

@@ -316,3 +316,15 @@ def test_per_step_hook_reads_nothing_back_from_the_device(tmp_path, probe):
     trainer = make_trainer(tmp_path, [_NoSyncOneCycle(max_lr=0.01), probe], logger=logger)
     trainer.fit(_TensorLR())
     assert len(probe.lrs) == 16
+
+
+class _NoOptimizer(TinyClassifier):
+    def configure_optimizers(self):
+        return None
+
+
+def test_no_optimizer_is_an_error(tmp_path, probe):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1), probe])
+    with pytest.raises(MisconfigurationException, match="needs an optimizer, but `configure_optimizers` returned none"):
+        trainer.fit(_NoOptimizer())
+    assert probe.batches == 0

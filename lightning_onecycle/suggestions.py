@@ -1,0 +1,263 @@
+"""Learning-rate suggestions from an LR range test curve.
+
+A strategy is a pure function ``(lrs, smoothed_losses) -> lr | None`` of the
+sweep's learning rates (increasing) and its smoothed losses. No Lightning and
+no optimizer here: the benchmark and the callback call the same functions.
+
+The built-in strategies share one guard, :func:`usable_descent`, so that none of
+them suggests an lr in the flat region before the loss starts to fall, nor past
+the minimum of the curve (where it diverges), and all return ``None`` when the
+curve has no usable descent (too short, flat, or rising from the start):
+
+- ``"steepest"``: the point of steepest descent of loss versus ``log(lr)``
+  (Lightning's ``lr_find`` and torch-lr-finder, which differentiate by lr).
+- ``"min_div_10"``: the lr of the minimum loss divided by 10 (fastai's ``minimum``).
+- ``"valley"``: fastai's ``valley``: the longest decreasing stretch of the curve,
+  then the point about halfway down it.
+
+Adding a strategy is one line in :data:`STRATEGIES`; :data:`DEFAULT_STRATEGY` is
+the one with the lowest worst-case regret in ``benchmarks/suggestion_quality.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_STRATEGY",
+    "STRATEGIES",
+    "SuggestionFn",
+    "min_div_10",
+    "resolve_strategy",
+    "steepest",
+    "suggest",
+    "usable_descent",
+    "valley",
+]
+
+SuggestionFn = Callable[[Sequence[float], Sequence[float]], Optional[float]]
+
+MIN_POINTS = 8
+"""Curves with fewer finite points than this get no suggestion."""
+SKIP_START_FRACTION = 0.1
+"""Fraction of the points skipped at the start, where the bias-corrected average is still noisy."""
+MIN_RELATIVE_DROP = 0.05
+"""The curve must fall by at least this fraction of its starting level to count as a descent."""
+DESCENT_START_FRACTION = 0.1
+"""The descent starts after the last point within this fraction of the total drop from the starting level."""
+
+
+@dataclass(frozen=True)
+class Descent:
+    """The part of a range-test curve the strategies choose from: the descent to the minimum.
+
+    Attributes:
+        lrs: Learning rates, increasing: the last point of the plateau (the knee),
+            then the descent down to the curve's minimum.
+        losses: Smoothed losses at those lrs; the last one is the minimum.
+    """
+
+    lrs: np.ndarray
+    losses: np.ndarray
+
+    @property
+    def lowest_lr(self) -> float:
+        """The first lr below the plateau: no suggestion goes below it."""
+        return float(self.lrs[1])
+
+    @property
+    def min_lr(self) -> float:
+        """The lr at the minimum of the curve: no suggestion goes above it."""
+        return float(self.lrs[-1])
+
+    def clamp(self, lr: float) -> float:
+        return min(max(lr, self.lowest_lr), self.min_lr)
+
+
+def usable_descent(lrs: Sequence[float], losses: Sequence[float]) -> Descent | None:
+    """The descent of the curve that the strategies choose from, or ``None`` if there is none.
+
+    The curve is cut at its first non-finite loss; the first ``max(1, 10%)`` points
+    are skipped; the rest ends at its minimum. The descent starts after the *last*
+    point that is still within :data:`DESCENT_START_FRACTION` of the total drop
+    from the starting level, so noisy dips on the plateau do not count as learning.
+    ``None`` when fewer than :data:`MIN_POINTS` finite points remain, when the
+    minimum is within two points of the start (the loss rises from the start),
+    or when the loss falls by less than :data:`MIN_RELATIVE_DROP` of its starting
+    level (a flat curve).
+
+    Args:
+        lrs: Learning rates, increasing.
+        losses: Smoothed losses, one per lr.
+
+    Raises:
+        ValueError: If ``lrs`` and ``losses`` differ in length.
+
+    Example::
+
+        >>> lrs = np.geomspace(1e-4, 1.0, 20)
+        >>> usable_descent(lrs, np.ones(20)) is None  # flat: nothing to suggest
+        True
+    """
+    x = np.asarray(lrs, dtype=float)
+    y = np.asarray(losses, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"Expected as many losses as lrs, but got {y.size} losses and {x.size} lrs.")
+    finite = np.isfinite(x) & np.isfinite(y) & (x > 0)
+    n = int(np.argmin(finite)) if not finite.all() else x.size
+    if n < MIN_POINTS:
+        return None
+    x, y = x[:n], y[:n]
+    skip = max(1, int(n * SKIP_START_FRACTION))
+    end = skip + int(np.argmin(y[skip:]))
+    if end - skip < 2:
+        return None
+    x, y = x[skip : end + 1], y[skip : end + 1]
+    # The level the loss falls from: a median, so one noisy early point cannot fake a drop.
+    level = float(np.median(y[: max(3, n // 20)]))
+    drop = level - float(y[-1])
+    if drop <= MIN_RELATIVE_DROP * max(abs(level), 1e-12):
+        return None
+    # Never empty (one of the points the median is taken from is at or above it), never the minimum.
+    knee = int(np.flatnonzero(y > level - DESCENT_START_FRACTION * drop)[-1])
+    return Descent(lrs=x[knee:], losses=y[knee:])
+
+
+def steepest(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """The lr where the smoothed loss falls fastest per decade of lr.
+
+    Example::
+
+        >>> lrs = np.geomspace(1e-5, 1.0, 50)
+        >>> losses = 2.0 - np.tanh(np.log10(lrs) + 3)  # steepest at 1e-3
+        >>> round(math.log10(steepest(lrs, losses)))
+        -3
+    """
+    descent = usable_descent(lrs, losses)
+    if descent is None:
+        return None
+    slopes = np.gradient(descent.losses, np.log(descent.lrs))
+    # Not the knee (still on the plateau) nor the minimum, unless the descent is a single step.
+    candidates = slopes[1:-1] if len(slopes) > 2 else slopes[1:]
+    return descent.clamp(float(descent.lrs[1 + int(np.argmin(candidates))]))
+
+
+def min_div_10(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """A tenth of the lr at the minimum of the smoothed loss (fastai's ``minimum``).
+
+    Example::
+
+        >>> lrs = np.geomspace(1e-5, 1.0, 51)
+        >>> losses = (np.log10(lrs) + 1) ** 2  # minimum at 1e-1
+        >>> round(min_div_10(lrs, losses), 6)
+        0.01
+    """
+    descent = usable_descent(lrs, losses)
+    if descent is None:
+        return None
+    return descent.clamp(descent.min_lr / 10)
+
+
+def valley(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """fastai's ``valley``: halfway down the longest decreasing stretch of the curve.
+
+    The longest decreasing subsequence of the losses spans the valley; the
+    suggestion is the point about half of the way from its start to its end
+    (fastai's ``start + int(len/3) + int(len/6)``, with ``start`` one before the stretch).
+
+    Example::
+
+        >>> lrs = np.geomspace(1e-5, 1.0, 50)
+        >>> losses = 2.0 - np.tanh(np.log10(lrs) + 3)
+        >>> 1e-4 < valley(lrs, losses) < 1e-2
+        True
+    """
+    descent = usable_descent(lrs, losses)
+    if descent is None:
+        return None
+    y = descent.losses
+    n = len(y)
+    # lds[i]: length of the longest decreasing subsequence ending at i (O(n^2), n is small).
+    lds = np.ones(n, dtype=int)
+    for i in range(1, n):
+        before = lds[:i][y[:i] > y[i]]
+        if before.size:
+            lds[i] = int(before.max()) + 1
+    end = int(np.argmax(lds))
+    start = end - int(lds[end])  # fastai's arithmetic: one before the first point of the stretch
+    sections = (end - start) / 3
+    idx = max(0, start + int(sections) + int(sections / 2))
+    return descent.clamp(float(descent.lrs[idx]))
+
+
+STRATEGIES: dict[str, SuggestionFn] = {
+    "steepest": steepest,
+    "min_div_10": min_div_10,
+    "valley": valley,
+}
+"""Suggestion strategies by name; add one here to make it available everywhere."""
+
+DEFAULT_STRATEGY = "min_div_10"
+"""The strategy with the lowest worst-case regret (1cycle accuracy at the suggestion versus a grid
+search) over the tasks of ``benchmarks/suggestion_quality.py``; ``"valley"`` and ``"steepest"``
+suggest too low on a deep plain MLP whose loss falls slowly over several decades."""
+
+
+def resolve_strategy(strategy: Union[str, SuggestionFn]) -> tuple[str, SuggestionFn]:
+    """The ``(name, function)`` of a strategy given by name or as a callable.
+
+    Raises:
+        ValueError: If ``strategy`` is neither a known name nor callable.
+
+    Example::
+
+        >>> resolve_strategy("valley")[0]
+        'valley'
+    """
+    if isinstance(strategy, str):
+        if strategy not in STRATEGIES:
+            raise ValueError(
+                f"Unknown suggestion strategy {strategy!r}. Use one of {sorted(STRATEGIES)}"
+                " or a callable `(lrs, smoothed_losses) -> lr | None`."
+            )
+        return strategy, STRATEGIES[strategy]
+    if callable(strategy):
+        return getattr(strategy, "__name__", type(strategy).__name__), strategy
+    raise ValueError(
+        f"Expected `suggestion` to be a strategy name {sorted(STRATEGIES)} or a callable"
+        f" `(lrs, smoothed_losses) -> lr | None`, but got {strategy!r}."
+    )
+
+
+def suggest(
+    lrs: Sequence[float], losses: Sequence[float], strategy: Union[str, SuggestionFn] = DEFAULT_STRATEGY
+) -> float | None:
+    """Apply ``strategy`` to a curve; anything but a positive finite lr becomes ``None``.
+
+    Args:
+        lrs: Learning rates of the sweep, increasing.
+        losses: Smoothed losses, one per lr.
+        strategy: A name in :data:`STRATEGIES` or a callable ``(lrs, losses) -> lr | None``.
+
+    Raises:
+        ValueError: If ``strategy`` is unknown.
+
+    Example::
+
+        >>> lrs = np.geomspace(1e-5, 1.0, 50)
+        >>> suggest(lrs, 2.0 - np.tanh(np.log10(lrs) + 3), "steepest") is not None
+        True
+        >>> suggest(lrs, np.ones(50)) is None
+        True
+    """
+    _, fn = resolve_strategy(strategy)
+    value = fn(np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float))
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value > 0 else None

@@ -1,0 +1,407 @@
+"""LRRangeTestCallback: the sweep, its stops, exact restore, precision, DDP, outputs and hand-off."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from conftest import RangeTestModel, make_trainer, snapshot_params
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.plugins.precision import MixedPrecision
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+from lightning_onecycle.one_cycle import OneCycleCallback
+from lightning_onecycle.range_test import LRRangeTestCallback, RangeTestResult
+from lightning_onecycle.schedules import LRSweep
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    # The models' initial weights come from the global RNG: fix them so every test sees the same curve.
+    torch.manual_seed(0)
+
+
+class SweepProbe(pl.Callback):
+    """Records every group's lr (and weight decay) before each optimizer step, sweep and training apart."""
+
+    def __init__(self) -> None:
+        self.sweep_lrs: list[list[float]] = []
+        self.sweep_wds: list[list[float]] = []
+        self.train_lrs: list[list[float]] = []
+        self.train_wds: list[list[float]] = []
+        self.train_epochs = 0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.train_epochs += 1
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
+        range_test = next(c for c in trainer.callbacks if isinstance(c, LRRangeTestCallback))
+        lrs = [float(g["lr"]) for g in optimizer.param_groups]
+        wds = [float(g["weight_decay"]) for g in optimizer.param_groups]
+        if range_test.is_running:
+            self.sweep_lrs.append(lrs)
+            self.sweep_wds.append(wds)
+        else:
+            self.train_lrs.append(lrs)
+            self.train_wds.append(wds)
+
+
+class DumpResult(pl.Callback):
+    """Each rank writes its range-test result and its own (unreduced) first losses to ``dirpath``."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = dirpath
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        range_test = next(c for c in trainer.callbacks if isinstance(c, LRRangeTestCallback))
+        out = {"result": range_test.result.to_dict(), "first_local_losses": pl_module.local_losses[:3]}
+        with open(f"{self.dirpath}/rank{trainer.global_rank}.json", "w") as f:
+            json.dump(out, f)
+
+
+class LocalLossModel(RangeTestModel):
+    """Keeps this rank's own losses (before any averaging across ranks)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.local_losses: list[float] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        loss = super().training_step(batch, batch_idx)
+        self.local_losses.append(float(loss))
+        return loss
+
+
+class ClipCountingModel(RangeTestModel):
+    """Counts ``configure_gradient_clipping`` calls (the precision plugin calls it every optimizer step)."""
+
+    clips = 0
+
+    def configure_gradient_clipping(
+        self, optimizer: Any, gradient_clip_val: Any = None, gradient_clip_algorithm: Any = None
+    ) -> None:
+        self.clips += 1
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+
+def _test_only(**kwargs: Any) -> LRRangeTestCallback:
+    defaults: dict[str, Any] = {"min_lr": 1e-4, "max_lr": 1e-2, "num_steps": 12, "stop_after_test": True}
+    defaults.update(kwargs)
+    return LRRangeTestCallback(**defaults)
+
+
+def _final_weights(tmp_path, with_test: bool, generator: bool) -> dict[str, torch.Tensor]:
+    pl.seed_everything(7)
+    model = RangeTestModel(lr=0.01, generator=generator)
+    callbacks = [LRRangeTestCallback(min_lr=1e-4, max_lr=1.0, num_steps=15)] if with_test else []
+    make_trainer(tmp_path, callbacks, max_epochs=2).fit(model)
+    return snapshot_params(model)
+
+
+@pytest.mark.parametrize("generator", [False, True], ids=["global-rng", "loader-generator"])
+def test_training_after_the_test_is_bit_identical(tmp_path, generator: bool) -> None:
+    without = _final_weights(tmp_path, with_test=False, generator=generator)
+    with_test = _final_weights(tmp_path, with_test=True, generator=generator)
+    assert without.keys() == with_test.keys()
+    for name in without:
+        assert torch.equal(without[name], with_test[name]), name
+
+
+@pytest.mark.parametrize("mode", ["exponential", "linear"])
+def test_sweep_lrs_follow_lrsweep_and_keep_group_ratios(tmp_path, mode: str) -> None:
+    probe = SweepProbe()
+    range_test = _test_only(mode=mode, divergence_threshold=None)
+    make_trainer(tmp_path, [range_test, probe]).fit(RangeTestModel(groups=2, lr=0.05))
+    expected = [LRSweep(1e-4, 1e-2, 12, mode).lr(i) for i in range(12)]
+    assert range_test.result.lrs == expected
+    assert [head for _, head in probe.sweep_lrs] == expected
+    assert [body for body, _ in probe.sweep_lrs] == pytest.approx([lr / 10 for lr in expected], rel=1e-12)
+    assert range_test.result.stop_reason == "completed"
+
+
+def test_full_sweep_on_five_batches_with_max_epochs_1_then_training(tmp_path) -> None:
+    model = RangeTestModel(n_batches=5)
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=1e-2, num_steps=23)
+    trainer = make_trainer(tmp_path, [range_test], max_epochs=1)
+    trainer.fit(model)
+    assert range_test.result.num_steps_run == 23
+    assert range_test.result.stop_reason == "completed"
+    assert model.calls == 23 + 5
+    # The batch-transfer hooks applied to every sweep batch as well as to the training batches.
+    assert model.before_transfers == model.after_transfers == 23 + 5
+    assert trainer.global_step == 5
+
+
+def test_stop_after_test_ends_the_fit_and_restores_the_module(tmp_path) -> None:
+    model = RangeTestModel()
+    before = snapshot_params(model)
+    probe = SweepProbe()
+    trainer = make_trainer(tmp_path, [_test_only(), probe])
+    trainer.fit(model)
+    assert trainer.global_step == 0
+    assert probe.train_epochs == 0 and probe.train_lrs == []
+    assert model.calls == 12
+    after = snapshot_params(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in model.parameters())
+    assert trainer.optimizers[0].state_dict()["state"] == {}
+    assert trainer.optimizers[0].param_groups[0]["lr"] == 0.01
+    # `self.log` was only shadowed during the sweep, and the metric updated by the sweep was reset.
+    assert "log" not in vars(model) and "log_dict" not in vars(model)
+    assert not model.metric.update_called
+    assert "train_loss" not in trainer.callback_metrics
+
+
+def test_divergence_stops_early_and_restores(tmp_path) -> None:
+    model = RangeTestModel()
+    before = snapshot_params(model)
+    range_test = _test_only(min_lr=1e-3, max_lr=1e3, num_steps=40)
+    make_trainer(tmp_path, [range_test]).fit(model)
+    result = range_test.result
+    assert result.stop_reason == "diverged"
+    assert 2 <= result.num_steps_run < 40
+    assert len(result.lrs) == len(result.losses) == len(result.smoothed_losses) == result.num_steps_run
+    assert result.smoothed_losses[-1] > 4.0 * min(result.smoothed_losses)
+    assert all(s <= 4.0 * min(result.smoothed_losses[: i + 1]) for i, s in enumerate(result.smoothed_losses[:-1]))
+    after = snapshot_params(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_nan_loss_stops_and_restores(tmp_path) -> None:
+    model = RangeTestModel(nan_above_lr=1e-2)
+    before = snapshot_params(model)
+    range_test = _test_only(min_lr=1e-4, max_lr=1.0, num_steps=20, divergence_threshold=None)
+    trainer = make_trainer(tmp_path, [range_test])
+    trainer.fit(model)
+    result = range_test.result
+    sweep = LRSweep(1e-4, 1.0, 20)
+    finite_points = sum(sweep.lr(i) <= 1e-2 for i in range(20))
+    assert result.stop_reason == "non-finite loss"
+    assert result.num_steps_run == finite_points
+    assert all(math.isfinite(v) for v in result.losses + result.smoothed_losses)
+    assert model.calls == finite_points + 1
+    after = snapshot_params(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert trainer.optimizers[0].state_dict()["state"] == {}
+
+
+def test_accumulation_clipping_and_dict_loss(tmp_path) -> None:
+    model = ClipCountingModel(return_dict=True)
+    probe = SweepProbe()
+    range_test = _test_only()
+    make_trainer(tmp_path, [range_test, probe], accumulate_grad_batches=3, gradient_clip_val=0.5).fit(model)
+    assert range_test.result.num_steps_run == 12
+    assert model.calls == 12 * 3
+    assert len(probe.sweep_lrs) == 12
+    assert model.clips == 12
+
+
+def test_bf16_mixed_runs_the_step_under_autocast(tmp_path) -> None:
+    model = RangeTestModel()
+    before = snapshot_params(model)
+    range_test = _test_only()
+    make_trainer(tmp_path, [range_test], precision="bf16-mixed").fit(model)
+    assert model.autocast_dtypes == {torch.bfloat16}
+    assert range_test.result.num_steps_run == 12
+    assert all(math.isfinite(v) for v in range_test.result.losses)
+    after = snapshot_params(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_steps_skipped_by_the_grad_scaler_are_retried(tmp_path) -> None:
+    # fp16 AMP with a GradScaler on CPU; the 9th training_step's gradient overflows on purpose.
+    model = RangeTestModel(overflow_at_call=9)
+    probe = SweepProbe()
+    range_test = _test_only(divergence_threshold=None)
+    plugin = MixedPrecision("16-mixed", "cpu", torch.amp.GradScaler("cpu"))
+    trainer = make_trainer(tmp_path, [range_test, probe], plugins=[plugin])
+    trainer.fit(model)
+    expected = [LRSweep(1e-4, 1e-2, 12).lr(i) for i in range(12)]
+    seen = [lrs[0] for lrs in probe.sweep_lrs]
+    assert range_test.result.lrs == expected
+    assert len(seen) == model.calls > 12
+    assert [lr for i, lr in enumerate(seen) if i == 0 or lr != seen[i - 1]] == expected
+    assert seen[8] == seen[9]  # the overflowing step was retried at the same lr
+    assert model.autocast_dtypes == {torch.float16}
+    assert trainer.precision_plugin.scaler.state_dict()["scale"] == 65536.0
+    assert trainer.precision_plugin.scaler.state_dict()["_growth_tracker"] == 0
+
+
+def test_csv_json_png_and_tensorboard(tmp_path) -> None:
+    logger = TensorBoardLogger(str(tmp_path), name="tb")
+    range_test = _test_only(min_lr=1e-3, max_lr=10.0, num_steps=20)
+    make_trainer(tmp_path, [range_test], logger=logger).fit(RangeTestModel())
+    result = range_test.result
+    log_dir = tmp_path / "tb" / "version_0"
+
+    with open(log_dir / "lr_range_test.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["lr"]) for r in rows] == result.lrs
+    assert [float(r["loss"]) for r in rows] == result.losses
+    assert [float(r["smoothed_loss"]) for r in rows] == result.smoothed_losses
+    summary = json.loads((log_dir / "lr_range_test.json").read_text())
+    assert RangeTestResult.from_dict({k: v for k, v in summary.items() if k != "config"}) == result
+    assert summary["config"]["num_steps"] == 20
+    assert (log_dir / "lr_range_test.png").read_bytes()[:4] == b"\x89PNG"
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir), size_guidance={"images": 0, "scalars": 0}).Reload()
+    assert "range_test/plot" in events.Tags()["images"]
+    for tag, values in [
+        ("range_test/loss", result.losses),
+        ("range_test/smoothed_loss", result.smoothed_losses),
+        ("range_test/lr", result.lrs),
+    ]:
+        scalars = events.Scalars(tag)
+        assert [s.step for s in scalars] == list(range(result.num_steps_run))
+        assert [s.value for s in scalars] == pytest.approx(values, rel=1e-6)
+
+
+def test_one_cycle_peaks_at_the_suggestion(tmp_path) -> None:
+    probe = SweepProbe()
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=40)
+    trainer = make_trainer(tmp_path, [range_test, OneCycleCallback(), probe], max_epochs=4)
+    trainer.fit(RangeTestModel())
+    assert range_test.suggested_lr is not None
+    assert len(probe.train_lrs) == 20
+    assert max(lrs[0] for lrs in probe.train_lrs) == pytest.approx(range_test.suggested_lr, rel=1e-12)
+
+
+def test_update_attr_sets_the_attribute_and_the_starting_lr(tmp_path) -> None:
+    model = RangeTestModel(groups=2, lr=0.05)
+    probe = SweepProbe()
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=40, update_attr=True)
+    make_trainer(tmp_path, [range_test, probe], max_epochs=1).fit(model)
+    suggestion = range_test.suggested_lr
+    assert suggestion is not None
+    assert model.lr == suggestion
+    assert probe.train_lrs[0] == pytest.approx([suggestion / 10, suggestion], rel=1e-12)
+
+
+def test_update_attr_without_attribute_raises(tmp_path) -> None:
+    range_test = _test_only(update_attr="base_lr")
+    with pytest.raises(MisconfigurationException, match="has 'base_lr'"):
+        make_trainer(tmp_path, [range_test]).fit(RangeTestModel())
+
+
+def test_weight_decay_sweep(tmp_path) -> None:
+    probe = SweepProbe()
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=40, weight_decays=[1e-4, 0.3])
+    trainer = make_trainer(tmp_path, [range_test, probe], max_epochs=1)
+    trainer.fit(RangeTestModel())
+    result = range_test.result
+    assert [s.weight_decay for s in result.sweeps] == [1e-4, 0.3]
+    with_suggestion = [s for s in result.sweeps if s.suggested_lr is not None]
+    chosen = min(with_suggestion, key=lambda s: min(s.smoothed_losses))
+    assert (result.suggested_lr, result.weight_decay) == (chosen.suggested_lr, chosen.weight_decay)
+    assert result.lrs == chosen.lrs
+    # Both sweeps start from the same point: the same first batch at the same lr gives the same first loss.
+    assert result.sweeps[0].losses[0] == result.sweeps[1].losses[0]
+    first = result.sweeps[0].num_steps_run
+    assert probe.sweep_wds == [[1e-4]] * first + [[0.3]] * result.sweeps[1].num_steps_run
+    assert probe.train_wds[0] == [chosen.weight_decay]
+    with open(tmp_path / "lr_range_test.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == sum(s.num_steps_run for s in result.sweeps)
+    assert {float(r["weight_decay"]) for r in rows} == {1e-4, 0.3}
+    assert (tmp_path / "lr_range_test.png").exists()
+
+
+def test_resume_reuses_the_result(tmp_path) -> None:
+    checkpoint = ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)
+    first = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=20)
+    make_trainer(tmp_path, [first, checkpoint], max_epochs=1, enable_checkpointing=True).fit(RangeTestModel())
+
+    second = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=20)
+    model = RangeTestModel()
+    trainer = make_trainer(tmp_path, [second], max_epochs=2)
+    trainer.fit(model, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
+    assert second.result == first.result
+    assert model.calls == 5  # one epoch of training, no sweep
+
+
+def test_state_dict_round_trip() -> None:
+    result = RangeTestResult([1e-3, 1e-2], [1.0, 0.5], [1.0, 0.7], 1e-2, "valley", "completed", 2)
+    callback = LRRangeTestCallback()
+    callback.result = result
+    other = LRRangeTestCallback()
+    other.load_state_dict(callback.state_dict())
+    assert other.result == result and other.suggested_lr == 1e-2
+
+
+def test_progress_bar_shows_the_sweep(tmp_path, capsys) -> None:
+    make_trainer(tmp_path, [_test_only()], enable_progress_bar=True).fit(RangeTestModel())
+    assert "LR range test" in capsys.readouterr().out
+
+
+def test_ddp_ranks_average_the_loss_and_agree(tmp_path) -> None:
+    range_test = _test_only(min_lr=1e-3, max_lr=1e3, num_steps=40)
+    trainer = make_trainer(
+        tmp_path,
+        [range_test, DumpResult(str(tmp_path))],
+        strategy="ddp_spawn",
+        devices=2,
+        use_distributed_sampler=False,
+    )
+    trainer.fit(LocalLossModel(rank_data=True))
+    rank0 = json.loads((tmp_path / "rank0.json").read_text())
+    rank1 = json.loads((tmp_path / "rank1.json").read_text())
+    assert rank0["first_local_losses"] != rank1["first_local_losses"]  # the ranks saw different data
+    assert rank0["result"] == rank1["result"]
+    assert rank0["result"]["stop_reason"] == "diverged"
+    assert rank0["result"]["num_steps_run"] < 40
+    # The recorded loss is the mean of the ranks' losses.
+    first_mean = (rank0["first_local_losses"][0] + rank1["first_local_losses"][0]) / 2
+    assert rank0["result"]["losses"][0] == pytest.approx(first_mean, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_lr": 1.0, "max_lr": 0.1}, "Expected `min_lr` < `max_lr`"),
+        ({"min_lr": 0.0}, "positive finite number for `min_lr`"),
+        ({"max_lr": -1.0}, "positive finite number for `max_lr`"),
+        ({"num_steps": 5}, "too short to suggest"),
+        ({"mode": "cosine"}, "'exponential' or 'linear'"),
+        ({"suggestion": "best"}, "Unknown suggestion strategy 'best'"),
+        ({"smoothing": 1.0}, r"`smoothing` in \[0, 1\)"),
+        ({"divergence_threshold": 0.5}, "`divergence_threshold` > 1"),
+        ({"weight_decays": []}, "`weight_decays` is empty"),
+        ({"weight_decays": [1e-4, -1e-3]}, "finite number >= 0"),
+        ({"weight_decays": [float("inf")]}, "finite number >= 0"),
+        ({"weight_decays": 1e-4}, "list of weight decays"),
+        ({"update_attr": ""}, "`update_attr`"),
+    ],
+)
+def test_bad_arguments_raise(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LRRangeTestCallback(**kwargs)
+
+
+class ManualModel(RangeTestModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+
+
+class NoOptimizerModel(RangeTestModel):
+    def configure_optimizers(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("model_cls", "message"),
+    [(ManualModel, "needs automatic optimization"), (NoOptimizerModel, "needs an optimizer")],
+)
+def test_unsupported_modules_raise_before_the_first_batch(tmp_path, model_cls: type, message: str) -> None:
+    model = model_cls()
+    with pytest.raises(MisconfigurationException, match=message):
+        make_trainer(tmp_path, [_test_only()]).fit(model)
+    assert model.calls == 0
