@@ -71,7 +71,7 @@ def plot_range_test(result: RangeTestResult, show_raw: bool = True) -> Figure:
 
         >>> from lightning_onecycle.range_test import RangeTestResult
         >>> result = RangeTestResult(lrs=[1e-3, 1e-2, 1e-1], losses=[1.0, 0.5, 2.0],
-        ...     smoothed_losses=[1.0, 0.6, 1.5], suggested_lr=1e-2, suggestion="valley",
+        ...     smoothed_losses=[1.0, 0.6, 1.5], suggested_lr=1e-2, suggestion="edge",
         ...     stop_reason="diverged", num_steps_run=3)
         >>> fig = plot_range_test(result)
         >>> fig.axes[0].get_xscale()

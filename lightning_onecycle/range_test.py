@@ -47,7 +47,7 @@ from lightning_onecycle import _param_groups
 from lightning_onecycle.param_scheduler import resolve_group_lrs
 from lightning_onecycle.plotting import figure_to_array, plot_range_test, plot_weight_decay_sweep, save_figure
 from lightning_onecycle.schedules import LRSweep, SweepMode, check_positive_finite
-from lightning_onecycle.suggestions import DEFAULT_STRATEGY, SuggestionFn, resolve_strategy, suggest
+from lightning_onecycle.suggestions import DEFAULT_STRATEGY, SuggestionFn, resolve_strategy, smooth_losses, suggest
 
 __all__ = ["LRRangeTestCallback", "RangeTestResult", "StopReason"]
 
@@ -67,7 +67,11 @@ class RangeTestResult:
     Attributes:
         lrs: Learning rate of the group with the largest configured lr at each sweep point.
         losses: Raw training loss at each point (averaged over ranks and accumulated batches).
-        smoothed_losses: Bias-corrected exponential moving average of ``losses``.
+        smoothed_losses: ``losses`` smoothed without lag
+            (:func:`~lightning_onecycle.suggestions.smooth_losses`): the curve the
+            suggestion is made from and the plot shows.
+        running_losses: Bias-corrected exponential moving average of ``losses``
+            (beta ``smoothing``), the running value the divergence stop compares.
         suggested_lr: The suggestion, or ``None`` when the curve has no usable descent.
         suggestion: Name of the strategy that made the suggestion.
         stop_reason: ``"completed"``, ``"diverged"`` (smoothed loss above
@@ -89,6 +93,7 @@ class RangeTestResult:
     num_steps_run: int
     weight_decay: float | None = None
     sweeps: list[RangeTestResult] = field(default_factory=list)
+    running_losses: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values only (JSON-able and safe for ``torch.load(weights_only=True)``)."""
@@ -101,13 +106,13 @@ class RangeTestResult:
         return cls(**values)
 
     def write_csv(self, path: str | os.PathLike) -> None:
-        """One row per sweep point (``weight_decay, step, lr, loss, smoothed_loss``), all sweeps."""
+        """One row per sweep point (``weight_decay, step, lr, loss, smoothed_loss, running_loss``), all sweeps."""
         with open(path, "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["weight_decay", "step", "lr", "loss", "smoothed_loss"])
+            writer.writerow(["weight_decay", "step", "lr", "loss", "smoothed_loss", "running_loss"])
             for sweep in self.sweeps or [self]:
                 wd = "" if sweep.weight_decay is None else repr(sweep.weight_decay)
-                for i, row in enumerate(zip(sweep.lrs, sweep.losses, sweep.smoothed_losses)):
+                for i, row in enumerate(zip(sweep.lrs, sweep.losses, sweep.smoothed_losses, sweep.running_losses)):
                     writer.writerow([wd, i, *map(repr, row)])
 
 
@@ -147,9 +152,10 @@ class LRRangeTestCallback(Callback):
         max_lr: Last learning rate of the sweep.
         num_steps: Number of sweep points (optimizer steps), at least 10.
         mode: ``"exponential"`` (geometric spacing) or ``"linear"``.
-        smoothing: Beta of the bias-corrected exponential moving average of the
-            loss, in [0, 1); 0 disables smoothing.
-        divergence_threshold: Stop when the smoothed loss exceeds this multiple of
+        smoothing: Beta of the bias-corrected running average of the loss that
+            the divergence stop watches, in [0, 1); 0 disables it. The suggestion
+            is made from a lag-free smoothing of the whole curve instead.
+        divergence_threshold: Stop when the running average of the loss exceeds this multiple of
             its best value (checked when the best value is positive); ``None`` never stops early.
         suggestion: Strategy name in :data:`lightning_onecycle.suggestions.STRATEGIES`
             (``"min_div_10"``, the default, ``"valley"``, ``"steepest"``) or a callable
@@ -367,7 +373,7 @@ class LRRangeTestCallback(Callback):
         batches = _Batches(trainer, pl_module)
         lrs: list[float] = []
         losses: list[float] = []
-        smoothed: list[float] = []
+        running: list[float] = []
         average, best, skipped = 0.0, math.inf, 0
         stop_reason: StopReason = "completed"
         desc = "LR range test" if weight_decay is None else f"LR range test (wd={weight_decay:g})"
@@ -400,7 +406,7 @@ class LRRangeTestCallback(Callback):
                 smooth = average / (1 - beta ** (len(lrs) + 1))
                 lrs.append(lr)
                 losses.append(value)
-                smoothed.append(smooth)
+                running.append(smooth)
                 best = min(best, smooth)
                 if bar is not None:
                     bar.update(1)
@@ -413,10 +419,12 @@ class LRRangeTestCallback(Callback):
             batches.close()
             if bar is not None:
                 bar.close()
+        smoothed = smooth_losses(lrs, losses).tolist()
         return RangeTestResult(
             lrs=lrs,
             losses=losses,
             smoothed_losses=smoothed,
+            running_losses=running,
             suggested_lr=suggest(lrs, smoothed, self.suggestion_fn),
             suggestion=self.suggestion_name,
             stop_reason=stop_reason,

@@ -167,8 +167,11 @@ def test_divergence_stops_early_and_restores(tmp_path) -> None:
     assert result.stop_reason == "diverged"
     assert 2 <= result.num_steps_run < 40
     assert len(result.lrs) == len(result.losses) == len(result.smoothed_losses) == result.num_steps_run
-    assert result.smoothed_losses[-1] > 4.0 * min(result.smoothed_losses)
-    assert all(s <= 4.0 * min(result.smoothed_losses[: i + 1]) for i, s in enumerate(result.smoothed_losses[:-1]))
+    assert len(result.running_losses) == result.num_steps_run
+    # the stop watches the running average: it crossed 4x its best at the last point, not before
+    running = result.running_losses
+    assert running[-1] > 4.0 * min(running)
+    assert all(s <= 4.0 * min(running[: i + 1]) for i, s in enumerate(running[:-1]))
     after = snapshot_params(model)
     assert all(torch.equal(before[k], after[k]) for k in before)
 
@@ -245,6 +248,7 @@ def test_csv_json_png_and_tensorboard(tmp_path) -> None:
     assert [float(r["lr"]) for r in rows] == result.lrs
     assert [float(r["loss"]) for r in rows] == result.losses
     assert [float(r["smoothed_loss"]) for r in rows] == result.smoothed_losses
+    assert [float(r["running_loss"]) for r in rows] == result.running_losses
     summary = json.loads((log_dir / "lr_range_test.json").read_text())
     assert RangeTestResult.from_dict({k: v for k, v in summary.items() if k != "config"}) == result
     assert summary["config"]["num_steps"] == 20

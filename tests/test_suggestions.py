@@ -9,9 +9,12 @@ import pytest
 
 from lightning_onecycle.suggestions import (
     DEFAULT_STRATEGY,
+    EDGE_DIVISOR,
     STRATEGIES,
+    edge,
     min_div_10,
     resolve_strategy,
+    smooth_losses,
     steepest,
     suggest,
     usable_descent,
@@ -90,10 +93,10 @@ def test_curve_rising_from_the_start_gives_none(name: str) -> None:
 def test_noisy_curve_stays_between_descent_start_and_minimum(name: str, seed: int) -> None:
     clean = typical_curve()
     rng = np.random.default_rng(seed)
-    losses = _ema(clean * (1 + 0.1 * rng.standard_normal(100)))
+    losses = smooth_losses(LRS, clean * (1 + 0.1 * rng.standard_normal(100)))  # what the callback passes
     lr = STRATEGIES[name](LRS, losses)
     assert lr is not None
-    # Never in the flat region (< 1e-4) nor past the clean curve's minimum (~3e-2) by more than the EMA's lag.
+    # Never in the flat region (< 1e-4) nor near divergence (the clean curve is back at its start at 1e-1).
     assert 1e-4 <= lr <= 5e-2
 
 
@@ -181,3 +184,32 @@ def test_a_dip_on_the_plateau_is_not_the_descent(name: str) -> None:
     lr = STRATEGIES[name](LRS, losses)
     assert lr is not None
     assert 1e-3 <= lr <= LRS[np.argmin(losses)]
+
+
+def test_smoothing_has_no_lag_unlike_a_running_average() -> None:
+    clean = typical_curve()
+    rng = np.random.default_rng(3)
+    noisy = clean * (1 + 0.1 * rng.standard_normal(100))
+    true_min = math.log10(LRS[np.argmin(clean)])
+    assert math.log10(LRS[np.argmin(smooth_losses(LRS, noisy))]) == pytest.approx(true_min, abs=0.25)
+    assert math.log10(LRS[np.argmin(_ema(noisy))]) > true_min + 0.25  # the running average trails
+
+
+def test_smoothing_keeps_a_non_finite_tail_and_rejects_mismatched_lengths() -> None:
+    losses = typical_curve()
+    losses[90:] = np.inf
+    smoothed = smooth_losses(LRS, losses)
+    assert np.isinf(smoothed[90:]).all() and np.isfinite(smoothed[:90]).all()
+    with pytest.raises(ValueError, match="as many losses as lrs"):
+        smooth_losses(LRS, losses[:10])
+
+
+def test_edge_follows_a_long_flat_floor_to_where_the_loss_turns_up() -> None:
+    # Falls from 3.0 to 1.0 around 1e-3, stays on the floor until 0.3, then climbs steeply.
+    floor = 3.0 - 2.0 * (1 + np.tanh(3 * (LOG + 3))) / 2
+    losses = floor * np.exp(np.clip(LOG - math.log10(0.3), 0, None) * 6)
+    lr = edge(LRS, losses)
+    # the loss is back at the geometric midpoint of 1.0 and 3.0 (sqrt 3) at 0.3 * 10**(ln(3)/12)
+    turn = 0.3 * 10 ** (math.log(3) / 2 / 6)
+    assert lr == pytest.approx(turn / EDGE_DIVISOR, rel=0.15)
+    assert lr > 5 * min_div_10(LRS, losses)  # far above the minimum-based rule on such a curve
