@@ -158,7 +158,7 @@ class LRRangeTestCallback(Callback):
         divergence_threshold: Stop when the running average of the loss exceeds this multiple of
             its best value (checked when the best value is positive); ``None`` never stops early.
         suggestion: Strategy name in :data:`lightning_onecycle.suggestions.STRATEGIES`
-            (``"min_div_10"``, the default, ``"valley"``, ``"steepest"``) or a callable
+            (``"edge"``, the default, ``"min_div_10"``, ``"valley"``, ``"steepest"``) or a callable
             ``(lrs, smoothed_losses) -> lr | None``.
         stop_after_test: ``False``: test, then train. ``True``: the fit ends after
             the test, without a training step.
