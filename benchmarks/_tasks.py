@@ -1,0 +1,181 @@
+"""The three small offline tasks of the suggestion-quality benchmark.
+
+Each task is tiny data held in memory, a network, and an optimizer. The train/val
+split is fixed (seed 0); the run seed only changes initialisation and shuffling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from sklearn.datasets import load_digits, make_classification
+from sklearn.model_selection import train_test_split
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+SPLIT_SEED = 0
+
+
+class Classifier(pl.LightningModule):
+    """Cross-entropy on ``net``; records validation accuracy once per epoch in ``val_accs``."""
+
+    def __init__(self, net: nn.Module, make_optimizer: Callable[[Any], torch.optim.Optimizer]) -> None:
+        super().__init__()
+        self.net = net
+        self.make_optimizer = make_optimizer
+        self.val_accs: list[float] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch  # the whole validation set is one batch
+        self.val_accs.append((self(x).argmax(1) == y).float().mean().item())
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.make_optimizer(self.parameters())
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    description: str
+    data: Callable[[], tuple[TensorDataset, TensorDataset]]
+    net: Callable[[], nn.Module]
+    optimizer: Callable[[Any], torch.optim.Optimizer]
+    epochs: int
+    batch_size: int
+    grid_decades: tuple[int, int]  # grid max LRs are 10**(k/4) for k in this closed range
+    held_out: bool = False  # not used when the suggestion strategies' constants were chosen
+
+    def model(self) -> Classifier:
+        return Classifier(self.net(), self.optimizer)
+
+    def loaders(self, seed: int) -> tuple[DataLoader, DataLoader]:
+        train, val = self.data()
+        shuffle = torch.Generator().manual_seed(seed)
+        return (
+            DataLoader(train, batch_size=self.batch_size, shuffle=True, generator=shuffle),
+            DataLoader(val, batch_size=len(val)),
+        )
+
+    def grid(self) -> list[float]:
+        lo, hi = self.grid_decades
+        return [10 ** (k / 4) for k in range(lo, hi + 1)]
+
+
+def _split(x: Any, y: Any) -> tuple[TensorDataset, TensorDataset]:
+    x_tr, x_va, y_tr, y_va = train_test_split(x, y, test_size=0.2, random_state=SPLIT_SEED, stratify=y)
+    mean, std = x_tr.mean(0), x_tr.std(0) + 1e-6  # standardise with training statistics only
+    as_tensors = lambda a, b: TensorDataset(torch.tensor((a - mean) / std, dtype=torch.float32), torch.tensor(b))
+    return as_tensors(x_tr, y_tr), as_tensors(x_va, y_va)
+
+
+def _digits() -> tuple[TensorDataset, TensorDataset]:
+    return _split(*load_digits(return_X_y=True))  # 1797 images, 8x8, 10 classes
+
+
+def _digits_images() -> tuple[TensorDataset, TensorDataset]:
+    train, val = _digits()
+    return TensorDataset(train.tensors[0].view(-1, 1, 8, 8), train.tensors[1]), TensorDataset(val.tensors[0].view(-1, 1, 8, 8), val.tensors[1])
+
+
+def _tabular() -> tuple[TensorDataset, TensorDataset]:
+    # Hard enough that accuracy stays well below 100%: overlapping classes and 5% label noise.
+    x, y = make_classification(
+        n_samples=1800, n_features=20, n_informative=8, n_redundant=4, n_classes=4,
+        n_clusters_per_class=2, class_sep=0.8, flip_y=0.05, random_state=SPLIT_SEED,
+    )
+    return _split(x, y)
+
+
+def _cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 4 * 4, 10),
+    )
+
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(20, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 4))
+
+
+def _deep_plain_mlp(depth: int = 10, width: int = 64) -> nn.Module:
+    # No normalisation: with plain SGD, LRs a little too small leave the deep stack
+    # untrained, LRs a little too large blow it up.
+    layers: list[nn.Module] = [nn.Linear(64, width), nn.ReLU()]
+    for _ in range(depth - 2):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    layers.append(nn.Linear(width, 10))
+    for layer in layers:
+        if isinstance(layer, nn.Linear):
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")  # He init, so that it trains at all
+            nn.init.zeros_(layer.bias)
+    return nn.Sequential(*layers)
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Linear(width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def _residual_mlp(depth: int = 4, width: int = 64) -> nn.Module:
+    return nn.Sequential(nn.Linear(64, width), *[_ResidualBlock(width) for _ in range(depth)], nn.LayerNorm(width), nn.Linear(width, 10))
+
+
+def _digits_16px() -> tuple[TensorDataset, TensorDataset]:
+    train, val = _digits_images()
+    up = lambda t: torch.nn.functional.interpolate(t, size=16, mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
+    return TensorDataset(up(train.tensors[0]), train.tensors[1]), TensorDataset(up(val.tensors[0]), val.tensors[1])
+
+
+def _small_bn_cnn() -> nn.Module:
+    from lightning_onecycle.classifier import TransferClassifier
+
+    return TransferClassifier("smallcnn", num_classes=10).model  # the examples' model: conv-BN-ReLU blocks
+
+
+TASKS = {
+    t.name: t
+    for t in [
+        Task(
+            "digits_cnn", "2-conv CNN on sklearn digits (8x8, 10 classes), SGD momentum 0.9",
+            _digits_images, _cnn, lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9),
+            epochs=6, batch_size=64, grid_decades=(-12, 2),
+        ),
+        Task(
+            "tabular_mlp", "3-layer MLP on make_classification (20 features, 4 classes, 5% label noise), AdamW",
+            _tabular, _mlp, lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=1e-2),
+            epochs=8, batch_size=64, grid_decades=(-16, 0),
+        ),
+        Task(
+            "deep_plain_mlp", "10-layer ReLU MLP (He init, no normalisation) on sklearn digits, plain SGD",
+            _digits, _deep_plain_mlp, lambda p: torch.optim.SGD(p, lr=0.01),
+            epochs=8, batch_size=64, grid_decades=(-12, 4),
+        ),
+        # Held out: added after the default strategy's constants were chosen on the three above.
+        Task(
+            "digits_bn_cnn", "held out: the examples' conv-BN CNN on digits upsampled to 16px, SGD momentum 0.9, wd 5e-4",
+            _digits_16px, _small_bn_cnn, lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, weight_decay=5e-4),
+            epochs=4, batch_size=64, grid_decades=(-12, 4), held_out=True,
+        ),
+        Task(
+            "residual_mlp", "held out: 4-block pre-LayerNorm residual MLP on digits (flattened), Adam",
+            _digits, _residual_mlp, lambda p: torch.optim.Adam(p, lr=1e-3),
+            epochs=5, batch_size=64, grid_decades=(-16, 0), held_out=True,
+        ),
+    ]
+}

@@ -1,0 +1,255 @@
+"""Is the LR that a range test suggests actually good?
+
+For each task: a grid search of 1cycle max LRs (quarter-decade grid, best
+validation accuracy over epochs, averaged over seeds) is the reference. Then
+each range test (ours with every suggestion strategy, Lightning's
+``Tuner.lr_find`` and ``torch_lr_finder.LRFinder``) sweeps the same LR range on
+a fresh model, and 1cycle training at its suggestion gives its accuracy.
+Regret = grid best - achieved, in percentage points.
+
+    python benchmarks/suggestion_quality.py [--tasks ...] [--seeds N] [--reuse-grid] [--quick]
+
+Writes benchmarks/results/suggestion_quality.{json,md}; the JSON also caches
+the grid for ``--reuse-grid``. ``--quick`` (1 task, 5 grid points, 1 seed)
+only prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import math
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from _tasks import TASKS, Task
+from lightning.pytorch.tuner import Tuner
+from torch_lr_finder import LRFinder
+
+from lightning_onecycle import LRRangeTestCallback, OneCycleCallback
+from lightning_onecycle.suggestions import DEFAULT_STRATEGY, STRATEGIES, suggest
+
+SWEEP = {"min_lr": 1e-7, "max_lr": 10.0, "num_steps": 100}  # the same exponential sweep for every range test
+CURVE_MINIMUM = "(reference) our curve's minimum"
+RESULTS = Path(__file__).parent / "results" / "suggestion_quality"
+
+torch.set_num_threads(1)
+warnings.filterwarnings("ignore")
+logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+
+
+def trainer(**kwargs) -> pl.Trainer:
+    return pl.Trainer(
+        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, **kwargs,
+    )
+
+
+def train_one_cycle(task: Task, max_lr: float, seed: int) -> float:
+    """Best validation accuracy over the epochs of one 1cycle run."""
+    pl.seed_everything(seed, verbose=False)
+    model, (train, val) = task.model(), task.loaders(seed)
+    trainer(max_epochs=task.epochs, callbacks=[OneCycleCallback(max_lr=max_lr)]).fit(model, train, val)
+    return max(model.val_accs)
+
+
+# --- range tests: each returns {method name: suggested lr or None} for a fresh model ---
+
+
+def ours(task: Task, seed: int) -> dict[str, float | None]:
+    """One sweep of our callback; every strategy reads the same curve."""
+    pl.seed_everything(seed, verbose=False)
+    model, (train, _) = task.model(), task.loaders(seed)
+    test = LRRangeTestCallback(**SWEEP, stop_after_test=True, save_files=False)
+    trainer(max_epochs=1, callbacks=[test]).fit(model, train)
+    lrs, losses = test.result.lrs, test.result.smoothed_losses
+    suggestions = {f"ours: {name}": suggest(lrs, losses, name) for name in STRATEGIES}
+    # Not a strategy: where the curve bottoms out, to show how far below it the best max LR lies.
+    suggestions[CURVE_MINIMUM] = lrs[int(np.argmin(losses))]
+    return suggestions
+
+
+def lightning_lr_find(task: Task, seed: int) -> dict[str, float | None]:
+    pl.seed_everything(seed, verbose=False)
+    model, (train, _) = task.model(), task.loaders(seed)
+    with tempfile.TemporaryDirectory() as tmp:  # lr_find writes a temporary checkpoint there
+        finder = Tuner(trainer(max_epochs=-1, default_root_dir=tmp)).lr_find(
+            model, train_dataloaders=train, min_lr=SWEEP["min_lr"], max_lr=SWEEP["max_lr"],
+            num_training=SWEEP["num_steps"], update_attr=False,
+        )
+    return {"Lightning lr_find": finder.suggestion()}
+
+
+def torch_lr_finder(task: Task, seed: int) -> dict[str, float | None]:
+    pl.seed_everything(seed, verbose=False)
+    model, (train, _) = task.model(), task.loaders(seed)
+    finder = LRFinder(model, model.configure_optimizers(), torch.nn.CrossEntropyLoss(), device="cpu")
+    finder.range_test(train, start_lr=SWEEP["min_lr"], end_lr=SWEEP["max_lr"], num_iter=SWEEP["num_steps"])
+    # The rule of LRFinder.plot(suggest_lr=True) in torch-lr-finder 0.2.2: steepest
+    # np.gradient of the smoothed loss per sweep step, without the first 10 and last 5 points.
+    lrs, losses = finder.history["lr"][10:-5], finder.history["loss"][10:-5]
+    return {"torch-lr-finder": lrs[int(np.argmin(np.gradient(losses)))] if len(lrs) >= 2 else None}
+
+
+RANGE_TESTS = [ours, lightning_lr_find, torch_lr_finder]
+
+
+# --- the benchmark ---
+
+
+def grid_search(task: Task, lrs: list[float], seeds: list[int]) -> dict:
+    accs = [[train_one_cycle(task, lr, s) for s in seeds] for lr in lrs]
+    return {"lrs": lrs, "seeds": seeds, "epochs": task.epochs, "accs": accs}
+
+
+def window(lrs: list[float], mean_accs: list[float], within: float) -> float:
+    """Decades spanned by the grid LRs whose accuracy is within ``within`` of the best."""
+    good = [lr for lr, acc in zip(lrs, mean_accs) if acc >= max(mean_accs) - within]
+    return math.log10(max(good) / min(good))
+
+
+def evaluate(task: Task, grid: dict) -> dict:
+    seeds = grid["seeds"]
+    means = [statistics.mean(a) for a in grid["accs"]]
+    best = int(np.argmax(means))
+    report = {
+        "description": task.description,
+        "grid": grid,
+        "best_lr": grid["lrs"][best],
+        "best_acc": means[best],
+        "window_decades": {"1pp": window(grid["lrs"], means, 0.01), "5pp": window(grid["lrs"], means, 0.05)},
+        "methods": {},
+    }
+    trained: dict[tuple[float, int], float] = {}  # strategies often agree: train each (lr, seed) once
+    for range_test in RANGE_TESTS:
+        for seed in seeds:
+            start = time.perf_counter()
+            # Quiet the peers' progress bars and "Stopping early, the loss has diverged".
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                suggestions = range_test(task, seed)
+            seconds = time.perf_counter() - start
+            for method, lr in suggestions.items():
+                entry = report["methods"].setdefault(method, {"lrs": [], "accs": [], "seconds": []})
+                if lr is not None and (lr, seed) not in trained:
+                    trained[lr, seed] = train_one_cycle(task, lr, seed)
+                entry["lrs"].append(lr)
+                entry["accs"].append(trained[lr, seed] if lr is not None else None)
+                entry["seconds"].append(seconds)
+    for entry in report["methods"].values():
+        # A range test that suggests nothing scores chance level: 0 accuracy for that seed.
+        entry["acc"] = statistics.mean(a if a is not None else 0.0 for a in entry["accs"])
+        entry["regret_pp"] = 100 * (report["best_acc"] - entry["acc"])
+    return report
+
+
+def summary(results: dict) -> list[str]:
+    """Regret (pp) per method and task, worst case last: the table the README shows."""
+    tasks = results["tasks"]
+    default = f"ours: {results['config']['our_default']}"
+    names = [f"{n}{' (held out)' if TASKS[n].held_out else ''}" for n in tasks]
+    methods = list(next(iter(tasks.values()))["methods"])
+    lines = ["| method | " + " | ".join(names) + " | worst |", "|---" * (len(names) + 2) + "|"]
+    for method in methods:
+        regrets = [r["methods"][method]["regret_pp"] for r in tasks.values()]
+        label = f"**{method}** (default)" if method == default else method
+        lines.append(f"| {label} | " + " | ".join(f"{v:.2f}" for v in regrets) + f" | {max(regrets):.2f} |")
+    best = " | ".join(f"{r['best_lr']:.3g} → {100 * r['best_acc']:.2f}%" for r in tasks.values())
+    lines.append(f"| grid best (max LR → val acc) | {best} | |")
+    return lines
+
+
+def markdown(results: dict) -> str:
+    default = results["config"]["our_default"]
+    lines = [
+        "# Suggestion quality: 1cycle accuracy at each range test's suggested max LR",
+        "",
+        f"Seeds {results['config']['seeds']}; sweep {SWEEP['min_lr']:g}..{SWEEP['max_lr']:g}, "
+        f"{SWEEP['num_steps']} exponential steps, for every range test; 1 CPU thread; "
+        f"total {results['config']['wall_time_s']:.0f} s. Our default strategy: `{default}`.",
+        "",
+    ]
+    lines += summary(results) + [""]
+    worst: dict[str, float] = {}
+    for name, r in results["tasks"].items():
+        w = r["window_decades"]
+        lines += [
+            f"## {name}: {r['description']}",
+            "",
+            f"Grid best: max LR {r['best_lr']:.3g}, val acc {100 * r['best_acc']:.2f}% "
+            f"(grid {r['grid']['lrs'][0]:.3g}..{r['grid']['lrs'][-1]:.3g}, {len(r['grid']['lrs'])} points). "
+            f"LRs within 1 pp of the best span {w['1pp']:.2f} decades, within 5 pp {w['5pp']:.2f}.",
+            "",
+            "| method | suggested LR per seed | log10(geo-mean / best) | val acc % | regret pp | range test s |",
+            "|---|---|---|---|---|---|",
+        ]
+        for method, m in r["methods"].items():
+            found = [lr for lr in m["lrs"] if lr is not None]
+            lr_text = ", ".join("none" if lr is None else f"{lr:.2g}" for lr in m["lrs"])
+            geo = math.exp(statistics.mean(math.log(lr) for lr in found)) if found else None
+            offset = "" if geo is None else f"{math.log10(geo / r['best_lr']):+.2f}"
+            label = f"**{method}** (default)" if method == f"ours: {default}" else method
+            lines.append(
+                f"| {label} | {lr_text} | {offset} | {100 * m['acc']:.2f} | {m['regret_pp']:.2f} "
+                f"| {statistics.mean(m['seconds']):.2f} |"
+            )
+            worst[method] = max(worst.get(method, -math.inf), m["regret_pp"])
+        lines.append("")
+    lines += ["## Worst-case regret over tasks", "", "| method | worst regret pp |", "|---|---|"]
+    lines += [f"| {method} | {regret:.2f} |" for method, regret in sorted(worst.items(), key=lambda kv: kv[1])]
+    ok = all(
+        r["methods"][f"ours: {default}"]["regret_pp"]
+        <= min(1.0, r["methods"]["Lightning lr_find"]["regret_pp"], r["methods"]["torch-lr-finder"]["regret_pp"])
+        for r in results["tasks"].values()
+    )
+    lines += ["", f"Target (default `{default}`: regret <= 1 pp on every task and no more than either peer's):"
+              f" {'met' if ok else 'NOT met'}."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=list(TASKS))
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 for every training run and range test")
+    parser.add_argument("--reuse-grid", action="store_true", help="reuse the grid cached in the results JSON")
+    parser.add_argument("--quick", action="store_true", help="1 task, 5 grid points, 1 seed; print only")
+    args = parser.parse_args()
+    tasks, seeds = ([TASKS["tabular_mlp"]], [0]) if args.quick else ([TASKS[t] for t in args.tasks], list(range(args.seeds)))
+
+    start = time.perf_counter()
+    cache = RESULTS.with_suffix(".json")
+    cached = json.loads(cache.read_text())["tasks"] if args.reuse_grid and cache.exists() else {}
+    results = {"tasks": {}}
+    for task in tasks:
+        lrs = task.grid()[::4] if args.quick else task.grid()
+        grid = cached.get(task.name, {}).get("grid")
+        if not grid or (grid["lrs"], grid["seeds"], grid["epochs"]) != (lrs, seeds, task.epochs):
+            print(f"{task.name}: grid search, {len(lrs)} LRs x {len(seeds)} seeds", flush=True)
+            grid = grid_search(task, lrs, seeds)
+        print(f"{task.name}: range tests", flush=True)
+        results["tasks"][task.name] = evaluate(task, grid)
+    results["config"] = {
+        "seeds": seeds,
+        "sweep": SWEEP,
+        "our_default": DEFAULT_STRATEGY,
+        "versions": {"torch": torch.__version__, "lightning": pl.__version__},
+        "wall_time_s": time.perf_counter() - start,
+    }
+    table = markdown(results)
+    print(table)
+    if not args.quick:
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.with_suffix(".json").write_text(json.dumps(results, indent=1))
+        RESULTS.with_suffix(".md").write_text(table)
+
+
+if __name__ == "__main__":
+    main()
