@@ -14,6 +14,16 @@ os.environ.setdefault("PL_DISABLE_FORK", "1")
 torch.set_num_threads(1)
 
 
+def param_groups(module: torch.nn.Module, groups: int, lr: float) -> Any:
+    """All parameters (``groups=1``), or a "body" group at lr/10 and a "head" group at lr."""
+    if groups == 1:
+        return module.parameters()
+    return [
+        {"params": module.body.parameters(), "lr": lr / 10},
+        {"params": module.head.parameters(), "lr": lr},
+    ]
+
+
 class TinyClassifier(pl.LightningModule):
     """A two-layer MLP on random data; `optimizer` and `groups` choose what it returns.
 
@@ -57,13 +67,7 @@ class TinyClassifier(pl.LightningModule):
         return DataLoader(TensorDataset(x, y), batch_size=self.batch_size)
 
     def configure_optimizers(self) -> Any:
-        if self.groups == 1:
-            params: Any = self.parameters()
-        else:
-            params = [
-                {"params": self.body.parameters(), "lr": self.lr / 10},
-                {"params": self.head.parameters(), "lr": self.lr},
-            ]
+        params = param_groups(self, self.groups, self.lr)
         make = {
             "sgd": lambda: torch.optim.SGD(params, lr=self.lr, momentum=0.9),
             "sgd-nomomentum": lambda: torch.optim.SGD(params, lr=self.lr),
@@ -209,13 +213,7 @@ class RangeTestModel(pl.LightningModule):
         return DataLoader(TensorDataset(x, y), batch_size=self.batch_size, shuffle=True, generator=generator)
 
     def configure_optimizers(self) -> Any:
-        if self.groups == 1:
-            params: Any = self.parameters()
-        else:
-            params = [
-                {"params": self.body.parameters(), "lr": self.lr / 10},
-                {"params": self.head.parameters(), "lr": self.lr},
-            ]
+        params = param_groups(self, self.groups, self.lr)
         if self.optimizer_name == "adamw":
             return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         return torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay)
