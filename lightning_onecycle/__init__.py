@@ -7,6 +7,7 @@ from lightning_onecycle.one_cycle import OneCycleCallback
 from lightning_onecycle.param_scheduler import ParamGroupScheduler
 from lightning_onecycle.plotting import plot_range_test, plot_weight_decay_sweep
 from lightning_onecycle.range_test import LRRangeTestCallback, RangeTestResult
+from lightning_onecycle.reporting import RunHistory, ValidationHistory, plot_comparison, write_comparison
 from lightning_onecycle.schedules import CyclicSchedule, LRSweep, OneCycleSchedule
 from lightning_onecycle.suggestions import DEFAULT_STRATEGY, STRATEGIES, suggest
 
@@ -24,10 +25,14 @@ __all__ = [
     "OneCycleSchedule",
     "ParamGroupScheduler",
     "RangeTestResult",
+    "RunHistory",
     "TransferClassifier",
+    "ValidationHistory",
+    "plot_comparison",
     "plot_range_test",
     "plot_weight_decay_sweep",
     "suggest",
+    "write_comparison",
 ]
 
 __version__ = "0.1.0"

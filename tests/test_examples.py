@@ -1,0 +1,231 @@
+"""The examples end to end: ``examples/fit.py`` and ``examples/compare.py`` on a few batches of digits."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# A few batches per epoch; a range test short and narrow enough to find a descent in 40 steps.
+TINY = ["--accelerator", "cpu", "--limit-train-batches", "5", "--limit-val-batches", "2"]
+TINY += ["--enable-progress-bar", "false"]
+TINY_RANGE_TEST = ["--range-test-steps", "40", "--range-test-min-lr", "1e-3"]
+
+
+def run_example(script: str, *args: str, cwd: Path) -> str:
+    """Run an example in a subprocess; return its output, or fail with it."""
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{script} {' '.join(args)} failed ({proc.returncode}):\n{output[-4000:]}"
+    return output
+
+
+def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in the TensorBoard event files of one run: tag -> [(step, value)]."""
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def image_tags(log_dir: Path) -> list[str]:
+    events = EventAccumulator(str(log_dir), size_guidance={"images": 0})
+    events.Reload()
+    return events.Tags()["images"]
+
+
+def values(series: list[tuple[int, float]]) -> list[float]:
+    return [v for _, v in series]
+
+
+def run_in_process(script: str, *args: str, monkeypatch) -> None:
+    """Run an example in this process (for flags that stop it before any training)."""
+    monkeypatch.setattr(sys, "argv", [script, *args])
+    runpy.run_path(str(EXAMPLES / script), run_name="__main__")
+
+
+# --- fit.py ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def onecycle_run(tmp_path_factory) -> tuple[Path, str]:
+    """fit.py's default policy: range test, then 1cycle at its suggestion, 2 epochs of 5 batches."""
+    cwd = tmp_path_factory.mktemp("fit")
+    args = [*TINY, *TINY_RANGE_TEST, "--max-epochs", "2", "--log-dir", "logs"]
+    output = run_example("fit.py", *args, cwd=cwd)
+    return cwd / "logs" / "digits-smallcnn-onecycle" / "version_0", output
+
+
+def test_fit_writes_the_range_test_files(onecycle_run) -> None:
+    run_dir, _ = onecycle_run
+    result = json.loads((run_dir / "lr_range_test.json").read_text())
+    assert result["config"]["num_steps"] == 40 and result["config"]["min_lr"] == 1e-3
+    assert result["suggested_lr"] is not None and 1e-3 <= result["suggested_lr"] <= 10
+    with open(run_dir / "lr_range_test.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == result["num_steps_run"] > 10
+    assert float(rows[0]["lr"]) == pytest.approx(1e-3)
+    assert all(math.isfinite(float(row["loss"])) for row in rows)
+    assert (run_dir / "lr_range_test.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_fit_logs_lr_momentum_loss_accuracy_and_the_range_test(onecycle_run) -> None:
+    run_dir, _ = onecycle_run
+    logged = scalars(run_dir)
+    for tag in ("lr-SGD/model", "momentum-SGD/model", "train_loss_step", "train_loss_epoch", "train_acc"):
+        assert tag in logged, sorted(logged)
+    for tag in ("val_loss", "val_acc", "range_test/lr", "range_test/loss", "range_test/smoothed_loss"):
+        assert tag in logged, sorted(logged)
+    suggested = json.loads((run_dir / "lr_range_test.json").read_text())["suggested_lr"]
+    lrs = values(logged["lr-SGD/model"])
+    assert len(lrs) == 10  # one per optimizer step: 2 epochs of 5 batches
+    assert max(lrs) == pytest.approx(suggested, rel=0.2)  # 1cycle peaks at the suggestion
+    assert lrs[0] == pytest.approx(suggested / 25, rel=1e-5)  # OneCycleLR's div_factor
+    assert lrs[-1] < lrs[0]
+    momentums = values(logged["momentum-SGD/model"])
+    assert momentums[0] == pytest.approx(0.95) and min(momentums) >= 0.85 - 1e-6
+    assert len(logged["val_acc"]) == 2 and all(0 <= v <= 1 for v in values(logged["val_acc"]))
+    assert all(math.isfinite(v) and v > 0 for v in values(logged["val_loss"]))
+    assert image_tags(run_dir) == ["range_test/plot"]
+
+
+def test_fit_saves_the_best_checkpoint_and_says_where_the_logs_are(onecycle_run) -> None:
+    run_dir, output = onecycle_run
+    assert len(list((run_dir / "checkpoints").glob("best-epoch=*-val_acc=*.ckpt"))) == 1
+    assert "tensorboard --logdir logs" in output
+    assert "validation accuracy" in output and "at best" in output
+
+
+@pytest.mark.parametrize("policy", ["fixed", "clr"])
+def test_fit_baseline_policies_with_an_explicit_max_lr(tmp_path, policy) -> None:
+    args = [*TINY, "--policy", policy, "--max-lr", "0.05", "--max-epochs", "2", "--log-dir", "logs"]
+    args += ["--clr-step-epochs", "0.1"]  # CLR: 2 steps up, 2 down (an epoch has 23 batches)
+    run_example("fit.py", *args, cwd=tmp_path)
+    run_dir = tmp_path / "logs" / f"digits-smallcnn-{policy}" / "version_0"
+    assert not (run_dir / "lr_range_test.csv").exists(), "--max-lr skips the range test"
+    logged = scalars(run_dir)
+    lrs = values(logged["lr-SGD/model"])
+    assert {"val_acc", "val_loss", "train_acc"} <= set(logged)
+    if policy == "fixed":
+        # The tutorial's StepLR(7 of 25 epochs, 0.1) scaled to 2 epochs: a tenth from the second epoch.
+        assert lrs == pytest.approx([0.05] * 5 + [0.005] * 5)
+    else:
+        assert lrs[:7] == pytest.approx([0.05 / 6 + k * (0.05 - 0.05 / 6) / 2 for k in (0, 1, 2, 1, 0, 1, 2)])
+        assert "momentum-SGD/model" in logged
+
+
+def test_fit_help_documents_every_flag(monkeypatch, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_in_process("fit.py", "--help", monkeypatch=monkeypatch)
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    flags = (
+        "--config --accelerator --devices --strategy --precision --max-epochs --batch-size --num-workers --dataset"
+        " --data-dir --model --weights --freeze-backbone --backbone-lr-ratio --optimizer --weight-decay --policy"
+        " --find-lr --no-find-lr --max-lr --seed --log-dir --limit-train-batches --limit-val-batches"
+        " --range-test-steps --suggestion"
+    ).split()
+    for flag in flags:
+        assert f"{flag} " in text or f"{flag}," in text, flag
+    assert "{digits,hymenoptera}" in text and "{onecycle,clr,fixed}" in text
+    assert "range test's suggestion" in text
+
+
+def test_fit_reads_flags_from_a_config_file(tmp_path, monkeypatch, capsys) -> None:
+    config = tmp_path / "fit.yaml"
+    config.write_text("max_epochs: 3\npolicy: clr\nfind_lr: false\nmax_lr: 0.2\n")
+    with pytest.raises(SystemExit) as exit_info:
+        run_in_process("fit.py", "--config", str(config), "--max-epochs", "4", "--print_config", monkeypatch=monkeypatch)
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    for line in ("max_epochs: 4", "policy: clr", "find_lr: false", "max_lr: 0.2"):  # later flags win
+        assert line in printed.splitlines(), printed
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-epochs", "0"], "max_epochs"),
+        (["--policy", "sgdr"], "policy"),
+        (["--dataset", "cifar10"], "dataset"),
+        (["--max-lr", "-0.1"], "max_lr"),
+        (["--suggestion", "middle"], "invalid choice: 'middle'"),
+        (["--no-find-lr"], "--no-find-lr needs --max-lr"),
+        (["--model", "resnet1800", "--max-lr", "0.1"], "Unknown model 'resnet1800'"),
+        (["--freeze-backbone", "true", "--backbone-lr-ratio", "0.1", "--max-lr", "0.1"], "backbone_lr_ratio"),
+    ],
+)
+def test_fit_rejects_bad_flags_with_a_clear_message(monkeypatch, capsys, args, message) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_in_process("fit.py", *args, monkeypatch=monkeypatch)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+# --- compare.py --------------------------------------------------------------------------
+
+
+def test_compare_trains_both_schedules_and_writes_the_comparison(tmp_path) -> None:
+    args = [*TINY, *TINY_RANGE_TEST, "--max-epochs", "2", "--log-dir", "logs"]
+    output = run_example("compare.py", *args, cwd=tmp_path)
+    out = tmp_path / "logs" / "compare" / "version_0"
+    assert (out / "compare.png").read_bytes()[:8] == PNG_MAGIC
+    assert (out / "range_test" / "lr_range_test.png").read_bytes()[:8] == PNG_MAGIC
+
+    summary = json.loads((out / "compare.json").read_text())
+    fixed, onecycle = summary["runs"]
+    max_lr = summary["range_test"]["suggested_lr"]
+    assert (fixed["name"], onecycle["name"]) == ("fixed", "onecycle")
+    assert summary["settings"]["max_lr"] == max_lr and summary["settings"]["fixed_lr"] == max_lr  # digits preset
+    for run in (fixed, onecycle):
+        assert run["epochs"] == [1, 2]
+        assert all(0 <= a <= 1 for a in run["val_acc"]) and run["best_val_acc"] == max(run["val_acc"])
+        assert all(math.isfinite(v) and v > 0 for v in run["val_loss"]) and run["final_val_loss"] == run["val_loss"][-1]
+        assert run["wall_time_s"] > 0
+
+    table = (out / "compare.md").read_text()
+    assert f"| fixed | SGD lr {max_lr:.3g}, StepLR(1, 0.1) | {fixed['best_val_acc']:.4f} (epoch" in table
+    assert f"| onecycle | SGD 1cycle, max lr {max_lr:.3g} | {onecycle['best_val_acc']:.4f} (epoch" in table
+    assert table in output  # printed too
+
+    # TensorBoard: one run per schedule, side by side, with the same tags.
+    fixed_lrs = values(scalars(out / "fixed")["lr-SGD/model"])
+    onecycle_logged = scalars(out / "onecycle")
+    assert fixed_lrs == pytest.approx([max_lr] * 5 + [max_lr / 10] * 5)
+    assert max(values(onecycle_logged["lr-SGD/model"])) == pytest.approx(max_lr, rel=0.2)
+    assert {"val_acc", "val_loss", "momentum-SGD/model"} <= set(onecycle_logged)
+    assert image_tags(out / "range_test") == ["range_test/plot"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--fixed-lr", "0"], "fixed_lr"), (["--dataset", "mnist"], "dataset"), (["--range-test-steps", "0"], "range")],
+)
+def test_compare_rejects_bad_flags(monkeypatch, capsys, args, message) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_in_process("compare.py", *args, monkeypatch=monkeypatch)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_compare_help_documents_its_flags(monkeypatch, capsys) -> None:
+    with pytest.raises(SystemExit):
+        run_in_process("compare.py", "--help", monkeypatch=monkeypatch)
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--fixed-lr", "--max-epochs", "--dataset", "--weights", "--accelerator", "--range-test-steps"):
+        assert f"{flag} " in text, flag
+    assert "the tutorial's" in text
