@@ -218,7 +218,7 @@ def markdown(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=list(TASKS))
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 for every training run and range test")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 for every training run and range test")
     parser.add_argument("--reuse-grid", action="store_true", help="reuse the grid cached in the results JSON")
     parser.add_argument("--quick", action="store_true", help="1 task, 5 grid points, 1 seed; print only")
     args = parser.parse_args()

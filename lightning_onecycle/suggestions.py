@@ -300,8 +300,8 @@ STRATEGIES: dict[str, SuggestionFn] = {
 
 DEFAULT_STRATEGY = "edge"
 """Chosen by ``benchmarks/suggestion_quality.py``: 1cycle at its suggestion has the lowest worst-case
-regret against a grid search (2.2 pp over five tasks, two of them held out while its constants were
-chosen; torch-lr-finder 15.8 pp, Lightning's lr_find 82.6 pp). The minimum-based rules (``"min_div_10"``,
+regret against a grid search (1.6 pp over five tasks, two of them held out while its constants were
+chosen; torch-lr-finder 9.2 pp, Lightning's lr_find 80.8 pp). The minimum-based rules (``"min_div_10"``,
 ``"valley"``, ``"steepest"``) suggest 1.8 decades too low on a deep plain MLP whose loss stays on a
 flat floor long after its minimum."""
 
