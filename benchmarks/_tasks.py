@@ -177,5 +177,16 @@ TASKS = {
             _digits, _residual_mlp, lambda p: torch.optim.Adam(p, lr=1e-3),
             epochs=5, batch_size=64, grid_decades=(-16, 0), held_out=True,
         ),
+        # Held out from the choice of EDGE_DIVISOR (3, was 2), made on the five tasks above.
+        Task(
+            "bn_cnn_adamw", "held out: the examples' conv-BN CNN on digits upsampled to 16px, AdamW wd 1e-2",
+            _digits_16px, _small_bn_cnn, lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=1e-2),
+            epochs=4, batch_size=64, grid_decades=(-16, 0), held_out=True,
+        ),
+        Task(
+            "tabular_mlp_sgd", "held out: the tabular task's 3-layer MLP with SGD, Nesterov momentum 0.9",
+            _tabular, _mlp, lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, nesterov=True),
+            epochs=8, batch_size=64, grid_decades=(-12, 4), held_out=True,
+        ),
     ]
 }

@@ -36,7 +36,7 @@ from lightning.pytorch.tuner import Tuner
 from torch_lr_finder import LRFinder
 
 from lightning_onecycle import LRRangeTestCallback, OneCycleCallback
-from lightning_onecycle.suggestions import DEFAULT_STRATEGY, STRATEGIES, suggest
+from lightning_onecycle.suggestions import DEFAULT_STRATEGY, STRATEGIES, edge_at, suggest
 
 SWEEP = {"min_lr": 1e-7, "max_lr": 10.0, "num_steps": 100}  # the same exponential sweep for every range test
 CURVE_MINIMUM = "(reference) our curve's minimum"
@@ -72,7 +72,7 @@ def ours(task: Task, seed: int) -> dict[str, float | None]:
     test = LRRangeTestCallback(**SWEEP, stop_after_test=True, save_files=False)
     trainer(max_epochs=1, callbacks=[test]).fit(model, train)
     lrs, losses = test.result.lrs, test.result.smoothed_losses
-    suggestions = {f"ours: {name}": suggest(lrs, losses, name) for name in STRATEGIES}
+    suggestions = {f"ours: {name}": suggest(lrs, losses, fn) for name, fn in CANDIDATES.items()}
     # Not a strategy: where the curve bottoms out, to show how far below it the best max LR lies.
     suggestions[CURVE_MINIMUM] = lrs[int(np.argmin(losses))]
     return suggestions
@@ -101,6 +101,8 @@ def torch_lr_finder(task: Task, seed: int) -> dict[str, float | None]:
 
 
 RANGE_TESTS = [ours, lightning_lr_find, torch_lr_finder]
+# The library's strategies, plus variants under study (not in the library).
+CANDIDATES = {**STRATEGIES, "edge/2 (previous default)": lambda lrs, losses: edge_at(lrs, losses, divisor=2.0)}
 
 
 # --- the benchmark ---

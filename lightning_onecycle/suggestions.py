@@ -11,7 +11,7 @@ them suggests an lr in the flat region before the loss starts to fall, nor past
 divergence, and all return ``None`` when the curve has no usable descent (too
 short, flat, or rising from the start):
 
-- ``"edge"`` (default): half the lr at which the loss, past its minimum, has
+- ``"edge"`` (default): a third of the lr at which the loss, past its minimum, has
   climbed half way back up (in log-loss) to its starting level: Smith's
   "largest lr at which the loss still improves", with a margin.
 - ``"steepest"``: the point of steepest descent of loss versus ``log(lr)``
@@ -203,15 +203,14 @@ def valley(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
 
 
 def edge(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
-    """Half the lr at which the loss turns back up past the valley floor.
+    """The lr at which the loss turns back up past the valley floor, divided by :data:`EDGE_DIVISOR`.
 
     Smith's rule for the 1cycle peak: the largest lr at which the loss still
     improves, with a margin. The *edge* is the last lr after the minimum at which
     the smoothed loss is still below the geometric midpoint between its minimum
-    and its starting level (:data:`EDGE_RISE` of the way back up, in log-loss);
-    the suggestion is that lr divided by :data:`EDGE_DIVISOR`. Unlike the
-    minimum-based rules it follows a long flat valley floor to its end (deep
-    networks without normalisation, whose best peak lr lies far above the
+    and its starting level (:data:`EDGE_RISE` of the way back up, in log-loss).
+    Unlike the minimum-based rules it follows a long flat valley floor to its end
+    (deep networks without normalisation, whose best peak lr lies far above the
     minimum of the curve), and it never goes past divergence.
 
     Example::
@@ -221,6 +220,11 @@ def edge(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
         >>> 0.1 < edge(lrs, losses) < 1.0
         True
     """
+    return edge_at(lrs, losses, EDGE_DIVISOR)
+
+
+def edge_at(lrs: Sequence[float], losses: Sequence[float], divisor: float) -> float | None:
+    """The edge (see :func:`edge`) divided by ``divisor``; ``None`` without a usable descent."""
     descent = usable_descent(lrs, losses)
     if descent is None:
         return None
@@ -236,12 +240,12 @@ def edge(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
     j = int(np.searchsorted(x, descent.min_lr))
     while j + 1 < n and y[j + 1] <= threshold:
         j += 1
-    return max(float(x[j]) / EDGE_DIVISOR, descent.lowest_lr)
+    return max(float(x[j]) / divisor, descent.lowest_lr)
 
 
 EDGE_RISE = 0.5
 """How far back up (fraction of the drop, in log-loss) the loss climbs at the edge."""
-EDGE_DIVISOR = 2.0
+EDGE_DIVISOR = 3.0
 """The margin below the edge."""
 
 
@@ -300,10 +304,10 @@ STRATEGIES: dict[str, SuggestionFn] = {
 
 DEFAULT_STRATEGY = "edge"
 """Chosen by ``benchmarks/suggestion_quality.py``: 1cycle at its suggestion has the lowest worst-case
-regret against a grid search (1.6 pp over five tasks, two of them held out while its constants were
-chosen; torch-lr-finder 9.2 pp, Lightning's lr_find 80.8 pp). The minimum-based rules (``"min_div_10"``,
-``"valley"``, ``"steepest"``) suggest 1.8 decades too low on a deep plain MLP whose loss stays on a
-flat floor long after its minimum."""
+regret against a grid search over seven tasks (1.6 pp; torch-lr-finder 9.2 pp, Lightning's lr_find
+80.8 pp), within 1 pp on five, two of them never used to choose a constant. The minimum-based rules
+(``"min_div_10"``, ``"valley"``, ``"steepest"``) suggest 1.8 decades too low on a deep plain MLP whose
+loss stays on a flat floor long after its minimum."""
 
 
 def resolve_strategy(strategy: Union[str, SuggestionFn]) -> tuple[str, SuggestionFn]:
