@@ -57,6 +57,11 @@ DESCENT_START_FRACTION = 0.1
 """The descent starts after the last point within this fraction of the total drop from the starting level."""
 
 
+def _finite_prefix(finite: np.ndarray) -> int:
+    """Length of the curve before its first non-finite point (a sweep stops being usable there)."""
+    return int(np.argmin(finite)) if not finite.all() else int(finite.size)
+
+
 @dataclass(frozen=True)
 class Descent:
     """The part of a range-test curve the strategies choose from: the descent to the minimum.
@@ -115,8 +120,7 @@ def usable_descent(lrs: Sequence[float], losses: Sequence[float]) -> Descent | N
     y = np.asarray(losses, dtype=float)
     if x.shape != y.shape:
         raise ValueError(f"Expected as many losses as lrs, but got {y.size} losses and {x.size} lrs.")
-    finite = np.isfinite(x) & np.isfinite(y) & (x > 0)
-    n = int(np.argmin(finite)) if not finite.all() else x.size
+    n = _finite_prefix(np.isfinite(x) & np.isfinite(y) & (x > 0))
     if n < MIN_POINTS:
         return None
     x, y = x[:n], y[:n]
@@ -230,8 +234,7 @@ def edge_at(lrs: Sequence[float], losses: Sequence[float], divisor: float) -> fl
         return None
     x = np.asarray(lrs, dtype=float)
     y = np.asarray(losses, dtype=float)
-    finite = np.isfinite(y)
-    n = int(np.argmin(finite)) if not finite.all() else y.size
+    n = _finite_prefix(np.isfinite(y))
     x, y = x[:n], y[:n]
     bottom, level = float(descent.losses[-1]), descent.level
     if bottom > 0:  # compare in log-loss: the climb back is multiplicative, like divergence
@@ -277,8 +280,7 @@ def smooth_losses(lrs: Sequence[float], losses: Sequence[float], decades: float 
     y = np.asarray(losses, dtype=float).copy()
     if x.shape != y.shape:
         raise ValueError(f"Expected as many losses as lrs, but got {y.size} losses and {x.size} lrs.")
-    finite = np.isfinite(y) & np.isfinite(x)
-    n = int(np.argmin(finite)) if not finite.all() else y.size
+    n = _finite_prefix(np.isfinite(y) & np.isfinite(x))
     if n < 2 or width <= 0:
         return y
     positive = bool((y[:n] > 0).all())
