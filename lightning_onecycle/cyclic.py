@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 from torch.optim import Optimizer
 
 from lightning_onecycle.param_scheduler import LRSpec, ParamGroupScheduler, resolve_group_lrs
-from lightning_onecycle.schedules import CyclicMode, CyclicSchedule, Schedule
+from lightning_onecycle.schedules import CyclicMode, CyclicSchedule, Schedule, check_positive_finite
 
 
 class CyclicLRCallback(ParamGroupScheduler):
@@ -72,10 +72,10 @@ class CyclicLRCallback(ParamGroupScheduler):
         }
         # Validate every setting now, with stand-in bounds.
         CyclicSchedule(base_lr=1.0, max_lr=2.0, **self.schedule_kwargs)
-        for spec in (base_lr, max_lr):
+        for name, spec in (("base_lr", base_lr), ("max_lr", max_lr)):
             if spec is not None:
                 for v in [spec] if isinstance(spec, (int, float)) else spec:
-                    CyclicSchedule(base_lr=v, max_lr=v, step_size_up=1)
+                    check_positive_finite(name, v)
         self.base_lr = base_lr
         self.max_lr = max_lr
         self.keep_group_ratios = keep_group_ratios

@@ -59,6 +59,7 @@ def test_base_lr_list_of_the_wrong_length(tmp_path):
     ("kwargs", "message"),
     [
         ({"base_lr": 0.0}, "`base_lr`"),
+        ({"base_lr": 1e-3, "max_lr": [0.1, -1.0]}, "positive finite number for `max_lr`"),
         ({"base_lr": 1e-3, "mode": "sawtooth"}, "'triangular', 'triangular2' or 'exp_range'"),
         ({"base_lr": 1e-3, "step_size_up": 0}, "`step_size_up`"),
     ],
