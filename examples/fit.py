@@ -28,6 +28,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from lightning_onecycle import (
+    AUTO,
     DEFAULT_STRATEGY,
     STRATEGIES,
     CyclicLRCallback,
@@ -80,7 +81,7 @@ add("--max-lr", type=Optional[PositiveFloat], default=None, help="Peak LR: 1cycl
 add("--range-test-steps", type=PositiveInt, default=100, help="Steps of the LR range test (at least 10).")
 add("--range-test-min-lr", type=PositiveFloat, default=1e-6, help="First LR of the range test.")
 add("--range-test-max-lr", type=PositiveFloat, default=10.0, help="Last LR of the range test.")
-add("--suggestion", type=str, choices=sorted(STRATEGIES), default=DEFAULT_STRATEGY, help="How the range test "
+add("--suggestion", type=str, choices=[AUTO, *sorted(STRATEGIES)], default=DEFAULT_STRATEGY, help="How the range test "
     "picks its LR from the loss curve.")  # fmt: skip
 add("--clr-div-factor", type=PositiveFloat, default=6.0, help="CLR's lower bound is --max-lr / this.")
 add("--clr-step-epochs", type=PositiveFloat, default=2.0, help="Epochs from CLR's lower to upper bound.")

@@ -9,9 +9,10 @@ from lightning_onecycle.plotting import plot_range_test, plot_weight_decay_sweep
 from lightning_onecycle.range_test import LRRangeTestCallback, RangeTestResult
 from lightning_onecycle.reporting import RunHistory, ValidationHistory, plot_comparison, write_comparison
 from lightning_onecycle.schedules import CyclicSchedule, LRSweep, OneCycleSchedule
-from lightning_onecycle.suggestions import DEFAULT_STRATEGY, STRATEGIES, suggest
+from lightning_onecycle.suggestions import AUTO, DEFAULT_STRATEGY, STRATEGIES, suggest
 
 __all__ = [
+    "AUTO",
     "DEFAULT_STRATEGY",
     "STRATEGIES",
     "CyclicLRCallback",

@@ -31,6 +31,26 @@ def momentum_key(group: dict[str, Any]) -> MomentumKey | None:
     return None
 
 
+ADAPTIVE_OPTIMIZERS = (torch.optim.Adagrad, torch.optim.Adadelta, torch.optim.RMSprop)
+"""Optimizers without ``betas`` that still scale each parameter's step by its gradient history."""
+
+
+def uses_adaptive_steps(optimizer: Optimizer) -> bool:
+    """Whether ``optimizer`` scales each parameter's step by a running gradient statistic.
+
+    True for the Adam family and everything else with ``betas`` (AdamW, NAdam,
+    RAdam, Adamax, third-party LAMB, Lion, ...) and for Adagrad, Adadelta and
+    RMSprop; False for SGD and other plain-gradient optimizers.
+
+    Example::
+
+        >>> w = [torch.nn.Parameter(torch.zeros(1))]
+        >>> uses_adaptive_steps(torch.optim.AdamW(w)), uses_adaptive_steps(torch.optim.SGD(w, lr=0.1))
+        (True, False)
+    """
+    return isinstance(optimizer, ADAPTIVE_OPTIMIZERS) or any("betas" in g for g in optimizer.param_groups)
+
+
 def get_lr(group: dict[str, Any]) -> float:
     lr = group["lr"]
     return float(lr.item()) if isinstance(lr, torch.Tensor) else float(lr)

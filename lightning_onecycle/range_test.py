@@ -73,7 +73,7 @@ class RangeTestResult:
         running_losses: Bias-corrected exponential moving average of ``losses``
             (beta ``smoothing``), the running value the divergence stop compares.
         suggested_lr: The suggestion, or ``None`` when the curve has no usable descent.
-        suggestion: Name of the strategy that made the suggestion.
+        suggestion: Name of the strategy that made the suggestion (for ``"auto"``, the one it chose).
         stop_reason: ``"completed"``, ``"diverged"`` (smoothed loss above
             ``divergence_threshold`` times its best) or ``"non-finite loss"``.
             The point with a non-finite loss is not recorded.
@@ -157,8 +157,10 @@ class LRRangeTestCallback(Callback):
             is made from a lag-free smoothing of the whole curve instead.
         divergence_threshold: Stop when the running average of the loss exceeds this multiple of
             its best value (checked when the best value is positive); ``None`` never stops early.
-        suggestion: Strategy name in :data:`lightning_onecycle.suggestions.STRATEGIES`
-            (``"edge"``, the default, ``"min_div_10"``, ``"valley"``, ``"steepest"``) or a callable
+        suggestion: ``"auto"`` (default: ``"edge"`` for SGD-style optimizers, ``"minimum"`` for
+            adaptive ones such as Adam or RMSprop), a strategy name in
+            :data:`lightning_onecycle.suggestions.STRATEGIES` (``"edge"``, ``"minimum"``,
+            ``"steepest"``, ``"min_div_10"``, ``"valley"``) or a callable
             ``(lrs, smoothed_losses) -> lr | None``.
         stop_after_test: ``False``: test, then train. ``True``: the fit ends after
             the test, without a training step.
@@ -236,7 +238,8 @@ class LRRangeTestCallback(Callback):
                     f"Expected `divergence_threshold` > 1 (a multiple of the best smoothed loss) or None to never"
                     f" stop early, but got {divergence_threshold!r}."
                 )
-        self.suggestion_name, self.suggestion_fn = resolve_strategy(suggestion)
+        resolve_strategy(suggestion)  # fail now on an unknown name
+        self.suggestion = suggestion
         self.weight_decays = _check_weight_decays(weight_decays)
         if not isinstance(update_attr, (bool, str)) or update_attr == "":
             raise ValueError(
@@ -420,13 +423,14 @@ class LRRangeTestCallback(Callback):
             if bar is not None:
                 bar.close()
         smoothed = smooth_losses(lrs, losses).tolist()
+        name, fn = resolve_strategy(self.suggestion, adaptive=_param_groups.uses_adaptive_steps(optimizer))
         return RangeTestResult(
             lrs=lrs,
             losses=losses,
             smoothed_losses=smoothed,
             running_losses=running,
-            suggested_lr=suggest(lrs, smoothed, self.suggestion_fn),
-            suggestion=self.suggestion_name,
+            suggested_lr=suggest(lrs, smoothed, fn),
+            suggestion=name,
             stop_reason=stop_reason,
             num_steps_run=len(lrs),
             weight_decay=weight_decay,
@@ -495,7 +499,7 @@ class LRRangeTestCallback(Callback):
             "mode": self.sweep.mode,
             "smoothing": self.smoothing,
             "divergence_threshold": self.divergence_threshold,
-            "suggestion": self.suggestion_name,
+            "suggestion": resolve_strategy(self.suggestion)[0] if callable(self.suggestion) else self.suggestion,
             "weight_decays": self.weight_decays,
         }
 

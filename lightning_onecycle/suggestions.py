@@ -11,9 +11,14 @@ them suggests an lr in the flat region before the loss starts to fall, nor past
 divergence, and all return ``None`` when the curve has no usable descent (too
 short, flat, or rising from the start):
 
-- ``"edge"`` (default): a third of the lr at which the loss, past its minimum, has
-  climbed half way back up (in log-loss) to its starting level: Smith's
-  "largest lr at which the loss still improves", with a margin.
+- ``"auto"`` (default): ``"edge"`` for SGD-style optimizers, ``"minimum"`` for
+  adaptive ones (Adam, RMSprop, ...); the callback knows which (:func:`strategy_for`).
+- ``"edge"``: the lr at which the loss, past its minimum, has climbed
+  half way back up (in log-loss) to its starting level: Smith's "largest lr at
+  which the loss still improves", divided by a margin that grows with how far
+  the loss fell during the sweep (1.4 for a flat curve, about 9 for a tenfold fall).
+- ``"minimum"``: the lr at the curve's minimum, times the factor by which the
+  loss fell (``bottom / level``), divided by 1.25.
 - ``"steepest"``: the point of steepest descent of loss versus ``log(lr)``
   (Lightning's ``lr_find`` and torch-lr-finder, which differentiate by lr).
 - ``"min_div_10"``: the lr of the minimum loss divided by 10 (fastai's ``minimum``).
@@ -34,12 +39,19 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 __all__ = [
+    "AUTO",
     "DEFAULT_STRATEGY",
     "STRATEGIES",
     "SuggestionFn",
+    "edge",
+    "edge_at",
+    "edge_point",
     "min_div_10",
+    "minimum",
     "resolve_strategy",
+    "smooth_losses",
     "steepest",
+    "strategy_for",
     "suggest",
     "usable_descent",
     "valley",
@@ -174,6 +186,38 @@ def min_div_10(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
     return descent.clamp(descent.min_lr / 10)
 
 
+def minimum(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """The lr at the minimum of the curve, with a margin as large as the loss's fall (for adaptive optimizers).
+
+    The suggestion is ``min_lr * (bottom / level) / MINIMUM_MARGIN``: the lr at
+    the curve's minimum, scaled down by the factor the loss fell by during the
+    sweep (from its starting ``level`` to its ``bottom``) and by
+    :data:`MINIMUM_MARGIN`. With Adam-style optimizers the loss climbs gradually
+    past its minimum instead of falling off a cliff, so the minimum is the
+    steadier landmark; and the more the sweep itself trained the network, the
+    further below that minimum a fresh 1cycle run peaks.
+
+    Example::
+
+        >>> lrs = np.geomspace(1e-5, 1.0, 51)
+        >>> losses = 0.5 + (np.log10(lrs) + 1) ** 2 / 4  # minimum 0.5 at 1e-1, level about 4.5
+        >>> 0.005 < minimum(lrs, losses) < 0.02
+        True
+    """
+    descent = usable_descent(lrs, losses)
+    if descent is None:
+        return None
+    bottom, level = float(descent.losses[-1]), descent.level
+    fall = bottom / level if bottom > 0 else 1.0  # losses that can be negative get the plain margin
+    return descent.clamp(descent.min_lr * fall**MINIMUM_DROP_EXPONENT / MINIMUM_MARGIN)
+
+
+MINIMUM_MARGIN = 1.25
+"""The margin below the minimum for a curve that hardly falls."""
+MINIMUM_DROP_EXPONENT = 1.0
+"""How fast the margin grows with the fall of the curve, ``level / bottom``."""
+
+
 def valley(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
     """fastai's ``valley``: halfway down the longest decreasing stretch of the curve.
 
@@ -207,15 +251,22 @@ def valley(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
 
 
 def edge(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
-    """The lr at which the loss turns back up past the valley floor, divided by :data:`EDGE_DIVISOR`.
+    """The lr at which the loss turns back up past the valley floor, with a margin that grows with the drop.
 
     Smith's rule for the 1cycle peak: the largest lr at which the loss still
-    improves, with a margin. The *edge* is the last lr after the minimum at which
-    the smoothed loss is still below the geometric midpoint between its minimum
-    and its starting level (:data:`EDGE_RISE` of the way back up, in log-loss).
-    Unlike the minimum-based rules it follows a long flat valley floor to its end
-    (deep networks without normalisation, whose best peak lr lies far above the
-    minimum of the curve), and it never goes past divergence.
+    improves, with a margin. The *edge* (:func:`edge_point`) is the last lr after
+    the minimum at which the smoothed loss is still below the geometric midpoint
+    between its minimum and its starting level. Unlike the minimum-based rules it
+    follows a long flat valley floor to its end (deep networks without
+    normalisation, whose best peak lr lies far above the minimum of the curve),
+    and it never goes past divergence.
+
+    The suggestion is the edge divided by
+    ``EDGE_MARGIN * (level / bottom) ** EDGE_DROP_EXPONENT``: the further the
+    sweep itself drove the loss down (from its starting ``level`` to the
+    ``bottom`` of the curve), the more trained the network the edge was measured
+    on, and the further below it a fresh 1cycle run peaks. A shallow descent
+    (loss halved) gives a divisor of about 2.5; a deep one (loss / 10) about 9.
 
     Example::
 
@@ -224,11 +275,39 @@ def edge(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
         >>> 0.1 < edge(lrs, losses) < 1.0
         True
     """
-    return edge_at(lrs, losses, EDGE_DIVISOR)
+    found = edge_point(lrs, losses)
+    if found is None:
+        return None
+    lr, descent = found
+    bottom, level = float(descent.losses[-1]), descent.level
+    ratio = level / bottom if bottom > 0 else 1.0  # losses that can be negative get the plain margin
+    return max(lr / (EDGE_MARGIN * ratio**EDGE_DROP_EXPONENT), descent.lowest_lr)
 
 
 def edge_at(lrs: Sequence[float], losses: Sequence[float], divisor: float) -> float | None:
-    """The edge (see :func:`edge`) divided by ``divisor``; ``None`` without a usable descent."""
+    """The edge (see :func:`edge_point`) divided by a fixed ``divisor``; ``None`` without a usable descent.
+
+    Example::
+
+        >>> lrs = np.geomspace(1e-5, 10.0, 61)
+        >>> losses = 2.0 - np.tanh(np.log10(lrs) + 3) + np.exp(3 * (np.log10(lrs) - 0.5))
+        >>> edge_at(lrs, losses, 2.0) == edge_point(lrs, losses)[0] / 2
+        True
+    """
+    found = edge_point(lrs, losses)
+    if found is None:
+        return None
+    lr, descent = found
+    return max(lr / divisor, descent.lowest_lr)
+
+
+def edge_point(lrs: Sequence[float], losses: Sequence[float]) -> tuple[float, Descent] | None:
+    """The edge of the curve, undivided, and its :class:`Descent`; ``None`` without a usable descent.
+
+    The edge is the last lr after the curve's minimum at which the loss is still
+    below :data:`EDGE_RISE` of the way back up to its starting level (in
+    log-loss, as the climb towards divergence is multiplicative).
+    """
     descent = usable_descent(lrs, losses)
     if descent is None:
         return None
@@ -243,13 +322,15 @@ def edge_at(lrs: Sequence[float], losses: Sequence[float], divisor: float) -> fl
     j = int(np.searchsorted(x, descent.min_lr))
     while j + 1 < n and y[j + 1] <= threshold:
         j += 1
-    return max(float(x[j]) / divisor, descent.lowest_lr)
+    return float(x[j]), descent
 
 
 EDGE_RISE = 0.5
 """How far back up (fraction of the drop, in log-loss) the loss climbs at the edge."""
-EDGE_DIVISOR = 3.0
-"""The margin below the edge."""
+EDGE_MARGIN = 1.4
+"""The margin below the edge for a curve that does not fall at all."""
+EDGE_DROP_EXPONENT = 0.8
+"""How fast the margin grows with the fall of the curve, ``level / bottom``."""
 
 
 def smooth_losses(lrs: Sequence[float], losses: Sequence[float], decades: float | None = None) -> np.ndarray:
@@ -297,56 +378,86 @@ SMOOTHING_DECADES = 0.15
 
 
 STRATEGIES: dict[str, SuggestionFn] = {
+    "edge": edge,
+    "minimum": minimum,
     "steepest": steepest,
     "min_div_10": min_div_10,
     "valley": valley,
-    "edge": edge,
 }
 """Suggestion strategies by name; add one here to make it available everywhere."""
 
-DEFAULT_STRATEGY = "edge"
-"""Chosen by ``benchmarks/suggestion_quality.py``: 1cycle at its suggestion has the lowest worst-case
-regret against a grid search over seven tasks (1.6 pp; torch-lr-finder 9.2 pp, Lightning's lr_find
-80.8 pp), within 1 pp on five, two of them never used to choose a constant. The minimum-based rules
-(``"min_div_10"``, ``"valley"``, ``"steepest"``) suggest 1.8 decades too low on a deep plain MLP whose
-loss stays on a flat floor long after its minimum."""
+AUTO = "auto"
+"""The strategy name that picks by optimizer: :func:`strategy_for`."""
+
+DEFAULT_STRATEGY = AUTO
+"""Chosen by ``benchmarks/suggestion_quality.py`` (14 tasks, 5 seeds, a grid search of 1cycle max LRs
+as the reference): ``"edge"`` for SGD-style optimizers, ``"minimum"`` for adaptive ones. See the
+README's benchmark table for the measured regrets, including tasks never used to choose a constant."""
 
 
-def resolve_strategy(strategy: Union[str, SuggestionFn]) -> tuple[str, SuggestionFn]:
+def strategy_for(adaptive: bool) -> str:
+    """The strategy ``"auto"`` uses: ``"minimum"`` for adaptive optimizers, ``"edge"`` otherwise.
+
+    Plain-gradient optimizers (SGD) blow up abruptly once the lr passes what the
+    curvature allows, so the turn of the loss past its floor (the edge) marks
+    the usable range sharply, and the best peak lr sits just below it, even on a
+    long flat floor far past the minimum. Adaptive optimizers (Adam, RMSprop, ...)
+    normalise each step, the loss climbs gradually past its minimum, and the
+    edge lies well above the best peak; the minimum is the steadier landmark.
+
+    Example::
+
+        >>> strategy_for(adaptive=True), strategy_for(adaptive=False)
+        ('minimum', 'edge')
+    """
+    return "minimum" if adaptive else "edge"
+
+
+def resolve_strategy(strategy: Union[str, SuggestionFn], adaptive: bool = False) -> tuple[str, SuggestionFn]:
     """The ``(name, function)`` of a strategy given by name or as a callable.
+
+    Args:
+        strategy: A name in :data:`STRATEGIES`, ``"auto"``, or a callable.
+        adaptive: For ``"auto"``: whether the optimizer scales its steps per
+            parameter (see :func:`strategy_for`).
 
     Raises:
         ValueError: If ``strategy`` is neither a known name nor callable.
 
     Example::
 
-        >>> resolve_strategy("valley")[0]
-        'valley'
+        >>> resolve_strategy("valley")[0], resolve_strategy("auto", adaptive=True)[0]
+        ('valley', 'minimum')
     """
     if isinstance(strategy, str):
-        if strategy not in STRATEGIES:
+        name = strategy_for(adaptive) if strategy == AUTO else strategy
+        if name not in STRATEGIES:
             raise ValueError(
-                f"Unknown suggestion strategy {strategy!r}. Use one of {sorted(STRATEGIES)}"
+                f"Unknown suggestion strategy {strategy!r}. Use {AUTO!r}, one of {sorted(STRATEGIES)}"
                 " or a callable `(lrs, smoothed_losses) -> lr | None`."
             )
-        return strategy, STRATEGIES[strategy]
+        return name, STRATEGIES[name]
     if callable(strategy):
         return getattr(strategy, "__name__", type(strategy).__name__), strategy
     raise ValueError(
-        f"Expected `suggestion` to be a strategy name {sorted(STRATEGIES)} or a callable"
+        f"Expected `suggestion` to be {AUTO!r}, a strategy name {sorted(STRATEGIES)} or a callable"
         f" `(lrs, smoothed_losses) -> lr | None`, but got {strategy!r}."
     )
 
 
 def suggest(
-    lrs: Sequence[float], losses: Sequence[float], strategy: Union[str, SuggestionFn] = DEFAULT_STRATEGY
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    strategy: Union[str, SuggestionFn] = DEFAULT_STRATEGY,
+    adaptive: bool = False,
 ) -> float | None:
     """Apply ``strategy`` to a curve; anything but a positive finite lr becomes ``None``.
 
     Args:
         lrs: Learning rates of the sweep, increasing.
         losses: Smoothed losses, one per lr.
-        strategy: A name in :data:`STRATEGIES` or a callable ``(lrs, losses) -> lr | None``.
+        strategy: ``"auto"``, a name in :data:`STRATEGIES` or a callable ``(lrs, losses) -> lr | None``.
+        adaptive: For ``"auto"``: whether the optimizer is adaptive (Adam, RMSprop, ...).
 
     Raises:
         ValueError: If ``strategy`` is unknown.
@@ -359,7 +470,7 @@ def suggest(
         >>> suggest(lrs, np.ones(50)) is None
         True
     """
-    _, fn = resolve_strategy(strategy)
+    _, fn = resolve_strategy(strategy, adaptive)
     value = fn(np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float))
     if value is None:
         return None

@@ -30,6 +30,25 @@ def test_momentum_key(cls, kw, key):
     assert pg.momentum_key(_opt(cls, **kw).param_groups[0]) == key
 
 
+@pytest.mark.parametrize(
+    ("cls", "kw", "adaptive"),
+    [
+        (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}, False),
+        (torch.optim.SGD, {"lr": 0.1}, False),
+        (torch.optim.Adam, {}, True),
+        (torch.optim.AdamW, {}, True),
+        (torch.optim.NAdam, {}, True),
+        (torch.optim.RAdam, {}, True),
+        (torch.optim.Adamax, {}, True),
+        (torch.optim.RMSprop, {}, True),
+        (torch.optim.Adagrad, {}, True),
+        (torch.optim.Adadelta, {}, True),
+    ],
+)
+def test_uses_adaptive_steps(cls, kw, adaptive):
+    assert pg.uses_adaptive_steps(_opt(cls, **kw)) is adaptive
+
+
 def test_set_momentum_writes_beta1_only():
     group = _opt(torch.optim.Adam, lr=0.1, betas=(0.9, 0.99)).param_groups[0]
     pg.set_momentum(group, 0.85)

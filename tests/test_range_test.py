@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning_onecycle.one_cycle import OneCycleCallback
 from lightning_onecycle.range_test import LRRangeTestCallback, RangeTestResult
 from lightning_onecycle.schedules import LRSweep
+from lightning_onecycle.suggestions import suggest
 
 
 @pytest.fixture(autouse=True)
@@ -276,6 +277,18 @@ def test_one_cycle_peaks_at_the_suggestion(tmp_path) -> None:
     assert range_test.suggested_lr is not None
     assert len(probe.train_lrs) == 20
     assert max(lrs[0] for lrs in probe.train_lrs) == pytest.approx(range_test.suggested_lr, rel=1e-12)
+
+
+@pytest.mark.parametrize(("optimizer", "strategy"), [("sgd", "edge"), ("adamw", "minimum")])
+def test_auto_suggestion_picks_the_strategy_by_optimizer(tmp_path, optimizer: str, strategy: str) -> None:
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=40, stop_after_test=True, dirpath=tmp_path / "rt")
+    make_trainer(tmp_path, [range_test]).fit(RangeTestModel(optimizer=optimizer))
+    result = range_test.result
+    assert result is not None and result.suggestion == strategy
+    expected = suggest(result.lrs, result.smoothed_losses, strategy)
+    assert expected is not None and result.suggested_lr == expected
+    written = json.loads((tmp_path / "rt" / "lr_range_test.json").read_text())
+    assert (written["suggestion"], written["config"]["suggestion"]) == (strategy, "auto")
 
 
 def test_update_attr_sets_the_attribute_and_the_starting_lr(tmp_path) -> None:

@@ -9,13 +9,20 @@ import pytest
 
 from lightning_onecycle.suggestions import (
     DEFAULT_STRATEGY,
-    EDGE_DIVISOR,
+    EDGE_DROP_EXPONENT,
+    EDGE_MARGIN,
+    MINIMUM_DROP_EXPONENT,
+    MINIMUM_MARGIN,
     STRATEGIES,
     edge,
+    edge_at,
+    edge_point,
     min_div_10,
+    minimum,
     resolve_strategy,
     smooth_losses,
     steepest,
+    strategy_for,
     suggest,
     usable_descent,
     valley,
@@ -137,7 +144,10 @@ def test_suggest_with_a_callable_and_rejects_bad_values() -> None:
 
 
 def test_resolve_strategy() -> None:
-    assert resolve_strategy(DEFAULT_STRATEGY) == (DEFAULT_STRATEGY, STRATEGIES[DEFAULT_STRATEGY])
+    assert resolve_strategy("valley") == ("valley", valley)
+    assert DEFAULT_STRATEGY == "auto"
+    assert resolve_strategy("auto") == ("edge", edge)
+    assert resolve_strategy("auto", adaptive=True) == ("minimum", minimum)
 
     def mine(lrs, losses):  # noqa: ANN001, ANN202
         return 1.0
@@ -211,5 +221,36 @@ def test_edge_follows_a_long_flat_floor_to_where_the_loss_turns_up() -> None:
     lr = edge(LRS, losses)
     # the loss is back at the geometric midpoint of 1.0 and 3.0 (sqrt 3) at 0.3 * 10**(ln(3)/12)
     turn = 0.3 * 10 ** (math.log(3) / 2 / 6)
-    assert lr == pytest.approx(turn / EDGE_DIVISOR, rel=0.15)
+    assert lr == pytest.approx(turn / (EDGE_MARGIN * 3.0**EDGE_DROP_EXPONENT), rel=0.15)  # the loss fell 3x
     assert lr > 3 * min_div_10(LRS, losses)  # far above the minimum-based rule on such a curve
+
+
+@pytest.mark.parametrize("fall", [1.5, 4.0, 20.0])
+def test_edge_margin_grows_with_how_far_the_loss_fell(fall: float) -> None:
+    # The same edge (the loss climbs steeply from 0.3 on), reached after falls of different depth.
+    floor = 3.0 - (3.0 - 3.0 / fall) * (1 + np.tanh(3 * (LOG + 3))) / 2
+    losses = floor * np.exp(np.clip(LOG - math.log10(0.3), 0, None) * 12)
+    found = edge_point(LRS, losses)
+    assert found is not None and 0.25 <= found[0] <= 0.6
+    expected = found[0] / (EDGE_MARGIN * fall**EDGE_DROP_EXPONENT)
+    assert edge(LRS, losses) == pytest.approx(expected, rel=0.1)
+    assert edge_at(LRS, losses, 3.0) == pytest.approx(found[0] / 3.0)
+
+
+@pytest.mark.parametrize("fall", [1.5, 4.0, 20.0])
+def test_minimum_scales_the_minimum_by_how_far_the_loss_fell(fall: float) -> None:
+    # Flat at 3.0, falls to 3 / fall with its minimum at 1e-2, then climbs gradually.
+    losses = 3.0 / fall + (3.0 - 3.0 / fall) * np.clip((LOG + 2) / -3, 0, 1) + np.clip(LOG + 2, 0, None)
+    min_lr = LRS[np.argmin(losses)]
+    assert min_lr == pytest.approx(1e-2, rel=0.2)
+    assert losses.min() == pytest.approx(3.0 / fall, abs=0.05)
+    expected = min_lr * (losses.min() / 3.0) ** MINIMUM_DROP_EXPONENT / MINIMUM_MARGIN
+    assert minimum(LRS, losses) == pytest.approx(expected, rel=0.05)
+
+
+def test_auto_is_edge_for_sgd_and_minimum_for_adaptive_optimizers() -> None:
+    assert (strategy_for(adaptive=False), strategy_for(adaptive=True)) == ("edge", "minimum")
+    losses = typical_curve()
+    assert suggest(LRS, losses, "auto") == edge(LRS, losses)
+    assert suggest(LRS, losses, "auto", adaptive=True) == minimum(LRS, losses)
+    assert minimum(LRS, losses) < edge(LRS, losses)  # this curve falls 7x: well below the minimum
