@@ -31,3 +31,6 @@ if __name__ == "__main__":
     trainer.fit(TinyClassifier(seed=trainer.global_rank, n_samples=64, batch_size=8))
     result = {"lrs": probe.lrs, "momentums": probe.momentums, "total_steps": trainer.callbacks[0].total_steps}
     (out / f"rank{trainer.global_rank}.json").write_text(json.dumps(result))
+    # Lightning's subprocess launcher does not wait for rank 1: without this, rank 0 (the test's
+    # subprocess) can exit before rank 1 has written its file.
+    trainer.strategy.barrier("results written")
