@@ -99,6 +99,12 @@ class Descent:
         """The lr at the minimum of the curve: no suggestion goes above it."""
         return float(self.lrs[-1])
 
+    @property
+    def fall(self) -> float:
+        """How many times the loss fell, from the plateau ``level`` to the minimum; 1 when it can be negative."""
+        bottom = float(self.losses[-1])
+        return self.level / bottom if bottom > 0 and self.level > 0 else 1.0
+
     def clamp(self, lr: float) -> float:
         return min(max(lr, self.lowest_lr), self.min_lr)
 
@@ -207,9 +213,7 @@ def minimum(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
     descent = usable_descent(lrs, losses)
     if descent is None:
         return None
-    bottom, level = float(descent.losses[-1]), descent.level
-    fall = bottom / level if bottom > 0 else 1.0  # losses that can be negative get the plain margin
-    return descent.clamp(descent.min_lr * fall**MINIMUM_DROP_EXPONENT / MINIMUM_MARGIN)
+    return descent.clamp(descent.min_lr / (MINIMUM_MARGIN * descent.fall**MINIMUM_DROP_EXPONENT))
 
 
 MINIMUM_MARGIN = 1.25
@@ -279,9 +283,7 @@ def edge(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
     if found is None:
         return None
     lr, descent = found
-    bottom, level = float(descent.losses[-1]), descent.level
-    ratio = level / bottom if bottom > 0 else 1.0  # losses that can be negative get the plain margin
-    return max(lr / (EDGE_MARGIN * ratio**EDGE_DROP_EXPONENT), descent.lowest_lr)
+    return max(lr / (EDGE_MARGIN * descent.fall**EDGE_DROP_EXPONENT), descent.lowest_lr)
 
 
 def edge_at(lrs: Sequence[float], losses: Sequence[float], divisor: float) -> float | None:
