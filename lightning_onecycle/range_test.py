@@ -130,8 +130,8 @@ class LRRangeTestCallback(Callback):
     ``max_lr=None`` or ``"auto"`` takes its peak lr from :attr:`suggested_lr`.
 
     The sweep draws batches from ``trainer.train_dataloader``, starting it again
-    when it runs out, so ``max_epochs`` and ``limit_train_batches`` do not cut it
-    short. Mixed precision, gradient clipping, ``accumulate_grad_batches`` (each
+    after each epoch's worth (``limit_train_batches`` applies), so short epochs
+    and ``max_epochs`` do not cut it short. Mixed precision, gradient clipping, ``accumulate_grad_batches`` (each
     sweep point is one optimizer step over that many batches) and DDP (the loss
     is averaged across ranks, so all ranks stop together and agree) apply as in
     training. Steps that AMP's GradScaler skips are retried at the same lr.
@@ -508,7 +508,11 @@ class LRRangeTestCallback(Callback):
 
 
 class _Batches:
-    """Batches of ``trainer.train_dataloader`` on the device, started again whenever they run out."""
+    """Batches of ``trainer.train_dataloader`` on the device, started again after each epoch's worth.
+
+    An epoch's worth is ``trainer.num_training_batches``: the loader's length, or
+    fewer with ``limit_train_batches``, so the sweep sees the batches training sees.
+    """
 
     def __init__(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         iterables = trainer.train_dataloader
@@ -527,11 +531,14 @@ class _Batches:
         else:
             self.before_transfer = pl_module.on_before_batch_transfer
         self.iterator: Iterator | None = None
+        limit = trainer.num_training_batches  # inf for a loader without a length
+        self.per_epoch = int(limit) if math.isfinite(limit) and limit > 0 else None
+        self.taken = 0
 
     def next(self) -> tuple[Any, int]:
         for _ in range(2):
-            if self.iterator is None:
-                self.iterator = iter(self.loader)
+            if self.iterator is None or (self.per_epoch is not None and self.taken >= self.per_epoch):
+                self.iterator, self.taken = iter(self.loader), 0
             try:
                 batch, batch_idx, _ = next(self.iterator)
                 break
@@ -539,6 +546,7 @@ class _Batches:
                 self.iterator = None
         else:
             raise MisconfigurationException("LRRangeTestCallback: the training dataloader yields no batches.")
+        self.taken += 1
         batch = self.before_transfer(batch, 0)
         return self.trainer.strategy.batch_to_device(batch, dataloader_idx=0), batch_idx
 

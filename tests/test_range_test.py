@@ -126,6 +126,30 @@ def test_sweep_lrs_follow_lrsweep_and_keep_group_ratios(tmp_path, mode: str) -> 
     assert range_test.result.stop_reason == "completed"
 
 
+class BatchIndexModel(RangeTestModel):
+    """Records the ``batch_idx`` of every training step, the sweep's included."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.batch_indices: list[int] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        self.batch_indices.append(batch_idx)
+        return super().training_step(batch, batch_idx)
+
+
+@pytest.mark.parametrize("limit", [2, 0.4], ids=["count", "fraction"])
+def test_sweep_draws_only_the_batches_limit_train_batches_allows(tmp_path, limit: float) -> None:
+    model = BatchIndexModel(n_batches=5)
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=1e-2, num_steps=11)
+    trainer = make_trainer(tmp_path, [range_test], max_epochs=1, limit_train_batches=limit)
+    trainer.fit(model)
+    assert range_test.result.num_steps_run == 11
+    # 11 sweep steps over 2-batch epochs, then the training epoch of 2 batches.
+    assert model.batch_indices == [0, 1] * 5 + [0] + [0, 1]
+    assert trainer.global_step == 2
+
+
 def test_full_sweep_on_five_batches_with_max_epochs_1_then_training(tmp_path) -> None:
     model = RangeTestModel(n_batches=5)
     range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=1e-2, num_steps=23)
