@@ -41,7 +41,6 @@ from lightning_onecycle.suggestions import DEFAULT_STRATEGY, STRATEGIES, edge_at
 SWEEP = {"min_lr": 1e-7, "max_lr": 10.0, "num_steps": 100}  # the same exponential sweep for every range test
 CURVE_MINIMUM = "(reference) our curve's minimum"
 GRID_ONE_SEED = "(reference) grid search, one run per LR"
-PROBED = "(study) auto, then the best of 3 short runs"
 PROBE_FACTORS = (10**-0.25, 1.0, 10**0.25)  # candidates around the suggestion, a quarter decade apart
 PROBE_FRACTION = 3  # each probe is a 1cycle run over a third of the task's epochs
 RESULTS = Path(__file__).parent / "results" / "suggestion_quality"
@@ -54,12 +53,30 @@ def trainer(**kwargs) -> pl.Trainer:
     )
 
 
-def train_one_cycle(task: Task, max_lr: float, seed: int, epochs: int | None = None) -> float:
+def train_one_cycle(
+    task: Task, max_lr: float, seed: int, epochs: int | None = None, callbacks: list[pl.Callback] | None = None
+) -> float:
     """Best validation accuracy over the epochs of one 1cycle run (``task.epochs`` unless ``epochs``)."""
     pl.seed_everything(seed, verbose=False)
     model, (train, val) = task.model(), task.loaders(seed)
-    trainer(max_epochs=epochs or task.epochs, callbacks=[OneCycleCallback(max_lr=max_lr)]).fit(model, train, val)
+    callbacks = [OneCycleCallback(max_lr=max_lr), *(callbacks or [])]
+    trainer(max_epochs=epochs or task.epochs, callbacks=callbacks).fit(model, train, val)
     return max(model.val_accs)
+
+
+class LossRecorder(pl.Callback):
+    """The training loss of every step."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
+        self.losses.append(float(outputs["loss"]))
+
+    def final_loss(self) -> float:
+        """Mean over the last quarter of the steps; inf if any step's loss was not finite."""
+        tail = self.losses[-max(1, len(self.losses) // 4) :]
+        return statistics.mean(tail) if all(map(math.isfinite, self.losses)) else math.inf
 
 
 # --- range tests: each returns {method name: suggested lr or None} for a fresh model ---
@@ -172,7 +189,7 @@ def evaluate(task: Task, grid: dict) -> dict:
                 entry["lrs"].append(lr)
                 entry["accs"].append(trained[lr, seed] if lr is not None else None)
                 entry["seconds"].append(seconds)
-    report["methods"][PROBED] = probe_suggestions(task, seeds, report["methods"][f"ours: {DEFAULT_STRATEGY}"], trained)
+    report["methods"].update(probe_suggestions(task, seeds, report["methods"][f"ours: {DEFAULT_STRATEGY}"], trained))
     picked = one_run_per_lr(grid)
     if picked is not None:  # its "range test" is the whole grid: one training run per grid LR
         cost = len(grid["lrs"]) * statistics.mean(training_s) if training_s else math.nan
@@ -185,21 +202,36 @@ def evaluate(task: Task, grid: dict) -> dict:
 
 
 def probe_suggestions(task: Task, seeds: list[int], ours: dict, trained: dict[tuple[float, int], float]) -> dict:
-    """A confirmatory step after the range test: short 1cycle runs at the suggestion and a quarter
-    decade either side, the best validation accuracy wins, then the full training at the winner."""
-    probed: dict[str, list] = {"lrs": [], "accs": [], "seconds": []}
+    """A confirmation step after the range test: short 1cycle runs at the suggestion and a quarter
+    decade either side; the winner by each rule in :data:`PROBE_RULES` gets the full training."""
+    rows: dict[str, dict[str, list]] = {name: {"lrs": [], "accs": [], "seconds": []} for name in PROBE_RULES}
     for seed, lr, seconds in zip(seeds, ours["lrs"], ours["seconds"]):
         began = time.perf_counter()
+        picks = dict.fromkeys(PROBE_RULES, lr)
         if lr is not None:
             candidates = [lr * f for f in PROBE_FACTORS]
-            scores = [train_one_cycle(task, c, seed, epochs=max(1, task.epochs // PROBE_FRACTION)) for c in candidates]
-            lr = candidates[int(np.argmax(scores))]
-        probed["seconds"].append(seconds + time.perf_counter() - began)
-        if lr is not None and (lr, seed) not in trained:
-            trained[lr, seed] = train_one_cycle(task, lr, seed)
-        probed["lrs"].append(lr)
-        probed["accs"].append(trained[lr, seed] if lr is not None else None)
-    return probed
+            runs = []  # (best val acc, final training loss) per candidate
+            for c in candidates:
+                recorder = LossRecorder()
+                acc = train_one_cycle(task, c, seed, epochs=max(1, task.epochs // PROBE_FRACTION), callbacks=[recorder])
+                runs.append((acc, recorder.final_loss()))
+            picks = {name: candidates[rule(runs)] for name, rule in PROBE_RULES.items()}
+        spent = seconds + time.perf_counter() - began
+        for name, pick in picks.items():
+            if pick is not None and (pick, seed) not in trained:
+                trained[pick, seed] = train_one_cycle(task, pick, seed)
+            rows[name]["lrs"].append(pick)
+            rows[name]["accs"].append(trained[pick, seed] if pick is not None else None)
+            rows[name]["seconds"].append(spent)
+    return rows
+
+
+PROBE_RULES = {
+    # What a benchmark can see: the validation accuracy of each short run.
+    "(study) auto + 3 short runs, best val accuracy": lambda runs: int(np.argmax([acc for acc, _ in runs])),
+    # What a callback can see without the user's validation code: the training loss at the end of each.
+    "(study) auto + 3 short runs, lowest train loss": lambda runs: int(np.argmin([loss for _, loss in runs])),
+}
 
 
 def summary(results: dict) -> list[str]:

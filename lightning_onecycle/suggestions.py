@@ -395,7 +395,7 @@ DEFAULT_STRATEGY = AUTO
 """Chosen by ``benchmarks/suggestion_quality.py`` (14 tasks, 5 seeds, a grid search of 1cycle max LRs
 as the reference): ``"edge"`` for SGD-style optimizers, ``"minimum"`` for adaptive ones. Regret against
 the grid's best: mean 0.6 pp, within 1 pp on 12 tasks of 14 and on 4 of the 5 never used to choose a
-constant, worst 4.1 pp (a held-out NAdam task whose 1-pp window is a quarter decade wide); Lightning's
+constant, worst 4.25 pp (a held-out NAdam task whose 1-pp window is a quarter decade wide); Lightning's
 ``lr_find``: mean 28 pp, worst 81; torch-lr-finder: mean 6.0, worst 40."""
 
 

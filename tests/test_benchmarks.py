@@ -40,3 +40,11 @@ def test_paired_difference_is_the_mean_and_standard_error_over_seeds_with_no_sug
     assert mean == pytest.approx(sum(diffs) / 3)
     spread = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 2)
     assert se == pytest.approx(spread / math.sqrt(3))
+
+
+def test_loss_recorder_scores_a_run_by_the_mean_of_its_last_quarter_and_a_diverged_run_as_inf():
+    recorder = suggestion_quality.LossRecorder()
+    recorder.losses = [9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0]
+    assert recorder.final_loss() == pytest.approx(2.5)
+    recorder.losses = [1.0, float("nan"), 0.5, 0.4]
+    assert recorder.final_loss() == math.inf
