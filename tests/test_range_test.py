@@ -150,6 +150,29 @@ def test_sweep_draws_only_the_batches_limit_train_batches_allows(tmp_path, limit
     assert trainer.global_step == 2
 
 
+class _ThreeBatchStream(torch.utils.data.IterableDataset):
+    """Three batches of 32 samples, and no ``__len__``: the Trainer cannot count an epoch."""
+
+    def __iter__(self) -> Any:
+        g = torch.Generator().manual_seed(0)
+        for _ in range(3 * 32):
+            x = torch.randn(4, generator=g)
+            yield x, x.sum()
+
+
+class StreamModel(BatchIndexModel):
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(_ThreeBatchStream(), batch_size=32)
+
+
+def test_sweep_restarts_a_stream_without_length_when_it_runs_out(tmp_path) -> None:
+    model = StreamModel()
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=1e-2, num_steps=10)
+    make_trainer(tmp_path, [range_test], max_epochs=1).fit(model)
+    assert range_test.result.num_steps_run == 10
+    assert model.batch_indices == [0, 1, 2] * 3 + [0] + [0, 1, 2]
+
+
 def test_full_sweep_on_five_batches_with_max_epochs_1_then_training(tmp_path) -> None:
     model = RangeTestModel(n_batches=5)
     range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=1e-2, num_steps=23)
