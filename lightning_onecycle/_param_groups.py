@@ -66,21 +66,28 @@ def set_lr(group: dict[str, Any], value: float) -> None:
 
 
 def get_momentum(group: dict[str, Any]) -> float | None:
-    key = momentum_key(group)
-    if key == "betas":
+    """The group's momentum as it stands (``betas[0]`` for Adam-style optimizers, 0 included), or ``None``."""
+    if "betas" in group:
         return float(group["betas"][0])
-    if key == "momentum":
+    if "momentum" in group:
         return float(group["momentum"])
     return None
 
 
 def set_momentum(group: dict[str, Any], value: float) -> None:
-    """Write ``value`` as the group's momentum (``betas[0]`` for Adam-style optimizers)."""
-    key = momentum_key(group)
-    if key == "betas":
-        betas = group["betas"]
-        group["betas"] = (value, *tuple(betas)[1:])
-    elif key == "momentum":
+    """Write ``value`` as the group's momentum (``betas[0]`` for Adam-style optimizers).
+
+    Any value a schedule reaches is written, 0 included: whether a group's momentum
+    is cycled at all is decided once, before training (:func:`momentum_key`). A tensor
+    ``betas[0]`` is filled in place, like a tensor lr.
+    """
+    if "betas" in group:
+        betas = tuple(group["betas"])
+        if isinstance(betas[0], torch.Tensor):
+            betas[0].fill_(value)
+        else:
+            group["betas"] = (value, *betas[1:])
+    elif "momentum" in group:
         group["momentum"] = value
     else:
         raise ValueError("This param group has no momentum or betas to set.")

@@ -74,3 +74,20 @@ def test_group_names_follow_lr_monitor_conventions():
     b = torch.optim.SGD([p[2]], lr=0.1)
     c = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
     assert pg.group_names([a, b, c]) == [["SGD/pg1", "SGD/head"], ["SGD-1"], ["Adam"]]
+
+
+def test_set_momentum_writes_zero_and_back():
+    # A schedule may pass through 0 (base_momentum=0): the next step must still find the key.
+    group = _opt(torch.optim.SGD, lr=0.1, momentum=0.9).param_groups[0]
+    pg.set_momentum(group, 0.0)
+    assert pg.get_momentum(group) == 0.0
+    pg.set_momentum(group, 0.85)
+    assert group["momentum"] == 0.85
+
+
+def test_tensor_beta1_is_written_in_place():
+    beta1 = torch.tensor(0.9)
+    group = _opt(torch.optim.Adam, lr=0.01, betas=(beta1, torch.tensor(0.999))).param_groups[0]
+    pg.set_momentum(group, 0.85)
+    assert group["betas"][0] is beta1
+    assert pg.get_momentum(group) == pytest.approx(0.85)
