@@ -7,7 +7,7 @@ from typing import Any
 import lightning.pytorch as pl
 from torch.optim import Optimizer
 
-from lightning_onecycle.param_scheduler import LRSpec, ParamGroupScheduler, resolve_group_lrs
+from lightning_onecycle.param_scheduler import LRSpec, ParamGroupScheduler, plain_numbers, resolve_group_lrs
 from lightning_onecycle.schedules import CyclicMode, CyclicSchedule, Schedule, check_positive_finite
 
 
@@ -15,8 +15,9 @@ class CyclicLRCallback(ParamGroupScheduler):
     """Cyclical learning rate (and optionally momentum) for every param group.
 
     Replaces ``torch.optim.lr_scheduler.CyclicLR`` in ``configure_optimizers``;
-    values are identical for the same settings. The cycle runs for as long as
-    training does.
+    values are identical for the same settings (with several param groups, pass
+    ``keep_group_ratios=False`` for ``CyclicLR``'s one float for all groups). The
+    cycle runs for as long as training does.
 
     Args:
         base_lr: Lower lr bound: a float (kept in ratio across groups unless
@@ -62,6 +63,9 @@ class CyclicLRCallback(ParamGroupScheduler):
         log_every_n_steps: int = 1,
     ) -> None:
         super().__init__(cycle_momentum=cycle_momentum, log_every_n_steps=log_every_n_steps)
+        base_lr, max_lr, step_size_up, step_size_down, gamma, base_momentum, max_momentum = plain_numbers(
+            (base_lr, max_lr, step_size_up, step_size_down, gamma, base_momentum, max_momentum)
+        )
         self.schedule_kwargs: dict[str, Any] = {
             "step_size_up": step_size_up,
             "step_size_down": step_size_down,

@@ -11,6 +11,7 @@ from torch.optim import Optimizer
 from lightning_onecycle.param_scheduler import (
     LRSpec,
     ParamGroupScheduler,
+    plain_numbers,
     resolve_group_lrs,
     total_steps_from_trainer,
 )
@@ -49,7 +50,8 @@ class OneCycleCallback(ParamGroupScheduler):
 
     Replaces ``torch.optim.lr_scheduler.OneCycleLR`` in ``configure_optimizers``
     (return only the optimizer). Values are identical to ``OneCycleLR``'s for the
-    same settings; defaults are ``OneCycleLR``'s. Unlike ``OneCycleLR`` it finds
+    same settings (with several param groups, ``keep_group_ratios=False`` gives a
+    float ``max_lr`` to every group as ``OneCycleLR`` does); defaults are ``OneCycleLR``'s. Unlike ``OneCycleLR`` it finds
     the number of steps itself, survives resume, holds the final value if training
     runs past the last step, and takes its peak lr from an
     :class:`~lightning_onecycle.LRRangeTestCallback` when one runs first.
@@ -109,6 +111,10 @@ class OneCycleCallback(ParamGroupScheduler):
         log_every_n_steps: int = 1,
     ) -> None:
         super().__init__(cycle_momentum=cycle_momentum, log_every_n_steps=log_every_n_steps)
+        max_lr, total_steps, max_lr_factor = plain_numbers((max_lr, total_steps, max_lr_factor))
+        pct_start, div_factor, final_div_factor, base_momentum, max_momentum = plain_numbers(
+            (pct_start, div_factor, final_div_factor, base_momentum, max_momentum)
+        )
         # Validate every number now by building a schedule with a stand-in lr and length.
         OneCycleSchedule(
             max_lr=1.0,

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -94,6 +95,14 @@ class ParamGroupScheduler(Callback):
             # A new fit resolves afresh; a resumed one gets `_resolved` back from
             # `load_state_dict`, which Lightning calls after `setup`.
             self._resolved = None
+            others = [
+                type(c).__name__ for c in trainer.callbacks if isinstance(c, ParamGroupScheduler) and c is not self
+            ]
+            if others:
+                raise MisconfigurationException(
+                    f"{type(self).__name__} and {', '.join(others)} would both set the learning rate every step,"
+                    " and the last one would silently win. Keep one of them in the Trainer's callbacks."
+                )
             self._check_trainer(trainer)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -192,9 +201,35 @@ class ParamGroupScheduler(Callback):
         self._schedules = None
 
 
+def plain_numbers(value: Any) -> Any:
+    """NumPy scalars and arrays as the Python numbers and lists they hold; lists and tuples element-wise.
+
+    Callback settings end up in checkpoints, which ``torch.load(weights_only=True)``
+    reads only as plain Python, and in the checks, which accept ``int`` and ``float``.
+
+    Example::
+
+        >>> plain_numbers(np.float32(0.5)), plain_numbers([np.int64(3), 0.1]), plain_numbers("auto")
+        (0.5, [3, 0.1], 'auto')
+    """
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_numbers(v) for v in value)
+    return value
+
+
 def total_steps_from_trainer(trainer: pl.Trainer, owner: str) -> int:
-    """``trainer.estimated_stepping_batches`` as an int, or a clear error when unknown."""
+    """``trainer.estimated_stepping_batches`` as an int, or a clear error when unknown.
+
+    With manual optimization and several optimizers, ``max_steps`` (which counts
+    every ``optimizer.step()``) is converted to batches, the unit of the schedules.
+    """
     estimated = trainer.estimated_stepping_batches
+    optimizers = len(trainer.optimizers)
+    if not trainer.lightning_module.automatic_optimization and optimizers > 1 and trainer.max_steps != -1:
+        # `max_steps` counts every `optimizer.step()`, the schedules count batches (each optimizer steps once a batch).
+        estimated = min(estimated, math.ceil(trainer.max_steps / optimizers))
     if estimated is None or not math.isfinite(estimated) or estimated < 1:
         raise MisconfigurationException(
             f"{owner} could not tell how many optimizer steps this run has (the Trainer estimates {estimated}):"

@@ -44,7 +44,7 @@ from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_set
 from torch.optim import Optimizer
 
 from lightning_onecycle import _param_groups
-from lightning_onecycle.param_scheduler import resolve_group_lrs
+from lightning_onecycle.param_scheduler import plain_numbers, resolve_group_lrs
 from lightning_onecycle.plotting import figure_to_array, plot_range_test, plot_weight_decay_sweep, save_figure
 from lightning_onecycle.schedules import LRSweep, SweepMode, check_positive_finite
 from lightning_onecycle.suggestions import DEFAULT_STRATEGY, SuggestionFn, resolve_strategy, smooth_losses, suggest
@@ -213,6 +213,9 @@ class LRRangeTestCallback(Callback):
         save_files: bool = True,
         log_to_loggers: bool = True,
     ) -> None:
+        min_lr, max_lr, num_steps, smoothing, divergence_threshold, weight_decays = plain_numbers(
+            (min_lr, max_lr, num_steps, smoothing, divergence_threshold, weight_decays)
+        )
         check_positive_finite("min_lr", min_lr)
         check_positive_finite("max_lr", max_lr)
         if min_lr >= max_lr:

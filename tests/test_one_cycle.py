@@ -328,3 +328,73 @@ def test_no_optimizer_is_an_error(tmp_path, probe):
     with pytest.raises(MisconfigurationException, match="needs an optimizer, but `configure_optimizers` returned none"):
         trainer.fit(_NoOptimizer())
     assert probe.batches == 0
+
+
+class _TwoOptimizersManual(TinyClassifier):
+    """Manual optimization with two optimizers (body, head), each stepping once a batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(self(x), y)
+        for opt in self.optimizers():
+            opt.zero_grad()
+        self.manual_backward(loss)
+        for opt in self.optimizers():
+            opt.step()
+
+    def configure_optimizers(self):
+        return [
+            torch.optim.SGD(self.body.parameters(), lr=0.01, momentum=0.9),
+            torch.optim.SGD(self.head.parameters(), lr=0.01, momentum=0.9),
+        ]
+
+
+@pytest.mark.parametrize(
+    "limits", [{"max_epochs": 2}, {"max_epochs": -1, "max_steps": 16}], ids=["epochs", "max_steps"]
+)
+def test_manual_optimization_with_two_optimizers_spans_the_batches_the_run_has(tmp_path, probe, limits):
+    # max_steps counts both optimizers' steps: 16 steps are 8 batches, the cycle's length either way.
+    callback = OneCycleCallback(max_lr=0.1)
+    make_trainer(tmp_path, [callback, probe], **limits).fit(_TwoOptimizersManual())
+    batches = 16 if "max_steps" not in limits else 8
+    lrs, moms = _expected(0.1, batches)
+    assert callback.total_steps == batches
+    assert len(probe.lrs) == 2 * batches
+    assert [v[0] for v in probe.lrs[::2]] == pytest.approx(lrs, rel=1e-12)
+    assert [v[0] for v in probe.lrs[1::2]] == pytest.approx(lrs, rel=1e-12)
+    assert probe.lrs[-1][0] == pytest.approx(0.1 / 25 / 1e4, rel=1e-9)  # annealed all the way
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_schedule_that_reaches_zero_momentum_keeps_running(tmp_path, probe, optimizer):
+    # The peak (momentum 0.0 exactly) falls on step 3 of 16 with pct_start=0.25; the step after it must run.
+    callback = OneCycleCallback(max_lr=0.1, pct_start=0.25, base_momentum=0.0, max_momentum=0.9)
+    make_trainer(tmp_path, [callback, probe], max_epochs=2).fit(TinyClassifier(optimizer=optimizer))
+    _, moms = _expected(0.1, 16, pct_start=0.25, base_momentum=0.0, max_momentum=0.9)
+    assert moms[3] == 0.0
+    assert [v[0] for v in probe.momentums] == pytest.approx(moms, abs=1e-15)
+
+
+def test_two_schedule_callbacks_are_an_error_before_training(tmp_path, probe):
+    from lightning_onecycle import CyclicLRCallback
+
+    callbacks = [OneCycleCallback(max_lr=0.1), CyclicLRCallback(base_lr=0.001, max_lr=0.01), probe]
+    with pytest.raises(MisconfigurationException, match="OneCycleCallback and CyclicLRCallback would both set"):
+        make_trainer(tmp_path, callbacks).fit(TinyClassifier())
+    assert probe.lrs == []
+
+
+def test_numpy_numbers_are_accepted_and_kept_as_plain_python(tmp_path, probe):
+    import numpy as np
+
+    callback = OneCycleCallback(max_lr=np.float32(0.1), total_steps=np.int64(16), pct_start=np.float64(0.25))
+    make_trainer(tmp_path, [callback, probe]).fit(TinyClassifier())
+    lrs, _ = _expected(0.1, 16, pct_start=0.25)
+    assert [v[0] for v in probe.lrs] == pytest.approx(lrs, rel=1e-6)  # 0.1 as float32 is 0.1 to 7 digits
+    state = callback.state_dict()["resolved"]
+    assert type(state["total_steps"]) is int and type(state["pct_start"]) is float
+    assert all(type(lr) is float for lrs in state["max_lrs"] for lr in lrs)
