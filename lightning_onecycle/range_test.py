@@ -41,7 +41,9 @@ from lightning.pytorch.utilities import CombinedLoader, rank_zero_info, rank_zer
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_setattr
+from lightning_utilities.core.apply_func import apply_to_collection
 from torch.optim import Optimizer
+from torch.utils.data import DataLoader
 
 from lightning_onecycle import _param_groups
 from lightning_onecycle.param_scheduler import plain_numbers, resolve_group_lrs
@@ -525,7 +527,8 @@ class _Batches:
             )
         self.trainer = trainer
         # The same wrapper the fit loop uses, so the batches have the same structure as in training.
-        self.loader = CombinedLoader(iterables, "max_size_cycle")
+        self.loader = CombinedLoader(apply_to_collection(iterables, DataLoader, _own_workers), "max_size_cycle")
+        self.convert_input = trainer.precision_plugin.convert_input
         datamodule = trainer.datamodule
         # `batch_to_device` applies `transfer_batch_to_device` and `on_after_batch_transfer`; the
         # loop applies `on_before_batch_transfer` itself, from the datamodule when it overrides it.
@@ -550,16 +553,29 @@ class _Batches:
         else:
             raise MisconfigurationException("LRRangeTestCallback: the training dataloader yields no batches.")
         self.taken += 1
-        batch = self.before_transfer(batch, 0)
+        # As the fit loop does: the precision plugin's dtype first (`*-true` precision), then the hooks.
+        batch = self.before_transfer(self.convert_input(batch), 0)
         return self.trainer.strategy.batch_to_device(batch, dataloader_idx=0), batch_idx
 
     def close(self) -> None:
         self.iterator = None
-        for loader in self.loader.flattened:
-            # A DataLoader with persistent workers hands every `iter()` the same iterator, the one
-            # the fit loop already holds for its first epoch: start it over so that epoch is whole.
-            if getattr(loader, "persistent_workers", False) and getattr(loader, "num_workers", 0) > 0:
-                iter(loader)
+
+
+def _own_workers(loader: DataLoader) -> DataLoader:
+    """``loader``, or for persistent workers a copy that starts its own workers on every pass.
+
+    A DataLoader with persistent workers hands every ``iter()`` the one iterator that
+    the fit loop already holds, its first epoch's order drawn and maybe a batch
+    prefetched: the sweep must not restart it. The copy shares dataset, sampler and
+    generator, so the RNG snapshot covers it.
+    """
+    if not (loader.persistent_workers and loader.num_workers > 0):
+        return loader
+    copied = copy.copy(loader)
+    # DataLoader refuses to change `persistent_workers` after construction; this copy is the sweep's own.
+    object.__setattr__(copied, "persistent_workers", False)
+    object.__setattr__(copied, "_iterator", None)
+    return copied
 
 
 def _optimizer_step(

@@ -265,6 +265,54 @@ def test_bf16_mixed_runs_the_step_under_autocast(tmp_path) -> None:
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.parametrize("precision", ["bf16-true", "64-true"])
+def test_true_precision_converts_the_sweep_batches_like_training(tmp_path, precision: str) -> None:
+    # The weights are bf16/float64 and the data float32: the precision plugin converts each batch, sweep included.
+    model = RangeTestModel()
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=1e-2, num_steps=12)
+    trainer = make_trainer(tmp_path, [range_test], precision=precision, max_epochs=1)
+    trainer.fit(model)
+    assert range_test.result.num_steps_run == 12
+    assert all(math.isfinite(v) for v in range_test.result.losses)
+    assert trainer.global_step == 5
+
+
+class PersistentWorkersModel(BatchIndexModel):
+    """Shuffled batches from one persistent worker; records the targets of the training batches."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.trained_targets: list[float] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        sweeping = any(getattr(c, "is_running", False) for c in self.trainer.callbacks)
+        if not sweeping:
+            self.trained_targets.append(float(batch[1][0]))
+        return super().training_step(batch, batch_idx)
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        loader = super().train_dataloader()
+        return torch.utils.data.DataLoader(
+            loader.dataset, batch_size=self.batch_size, shuffle=True, num_workers=1, persistent_workers=True
+        )
+
+
+def _persistent_run(tmp_path, with_test: bool) -> tuple[dict[str, torch.Tensor], list[float]]:
+    pl.seed_everything(7)
+    model = PersistentWorkersModel()
+    callbacks = [LRRangeTestCallback(min_lr=1e-4, max_lr=1.0, num_steps=15)] if with_test else []
+    make_trainer(tmp_path, callbacks, max_epochs=2).fit(model)
+    return snapshot_params(model), model.trained_targets
+
+
+def test_persistent_workers_keep_the_training_batches_and_the_result_bit_identical(tmp_path) -> None:
+    # The fit loop already holds the persistent iterator of its first epoch: the sweep must leave it alone.
+    weights, batches = _persistent_run(tmp_path, with_test=False)
+    weights_with_test, batches_with_test = _persistent_run(tmp_path, with_test=True)
+    assert batches_with_test == batches and len(batches) == 10
+    assert all(torch.equal(weights[k], weights_with_test[k]) for k in weights)
+
+
 def test_steps_skipped_by_the_grad_scaler_are_retried(tmp_path) -> None:
     # fp16 AMP with a GradScaler on CPU; the 9th training_step's gradient overflows on purpose.
     model = RangeTestModel(overflow_at_call=9)
