@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.optim import Optimizer
 
 from lightning_onecycle.param_scheduler import LRSpec, ParamGroupScheduler, plain_numbers, resolve_group_lrs
@@ -86,15 +87,20 @@ class CyclicLRCallback(ParamGroupScheduler):
 
     def _resolve(self, trainer: pl.Trainer, optimizers: list[Optimizer]) -> dict[str, Any]:
         kwargs = {"owner": "CyclicLRCallback", "keep_ratio": self.keep_group_ratios}
-        return {
-            "base_lrs": resolve_group_lrs(self.base_lr, optimizers, name="base_lr", **kwargs),
-            "max_lrs": resolve_group_lrs(self.max_lr, optimizers, name="max_lr", **kwargs),
-            **self.schedule_kwargs,
-        }
+        base_lrs = resolve_group_lrs(self.base_lr, optimizers, name="base_lr", **kwargs)
+        max_lrs = resolve_group_lrs(self.max_lr, optimizers, name="max_lr", **kwargs)
+        for bases, peaks in zip(base_lrs, max_lrs):
+            for b, m in zip(bases, peaks):
+                if (b == 0) != (m == 0):
+                    raise MisconfigurationException(
+                        f"CyclicLRCallback: a param group has base_lr {b} and max_lr {m}. Only a frozen group"
+                        " (configured lr 0) may have 0, and then both are 0. Give it positive bounds."
+                    )
+        return {"base_lrs": base_lrs, "max_lrs": max_lrs, **self.schedule_kwargs}
 
-    def _build(self, resolved: dict[str, Any]) -> list[list[Schedule]]:
+    def _build(self, resolved: dict[str, Any]) -> list[list[Schedule | None]]:
         kwargs = {k: v for k, v in resolved.items() if k not in ("base_lrs", "max_lrs")}
         return [
-            [CyclicSchedule(base_lr=b, max_lr=m, **kwargs) for b, m in zip(bases, peaks)]
+            [CyclicSchedule(base_lr=b, max_lr=m, **kwargs) if m > 0 else None for b, m in zip(bases, peaks)]
             for bases, peaks in zip(resolved["base_lrs"], resolved["max_lrs"])
         ]

@@ -77,6 +77,7 @@ class OneCycleCallback(ParamGroupScheduler):
         cycle_momentum: ``True`` requires momentum/betas in every group, ``None``
             cycles where available and warns once, ``False`` leaves momentum alone.
         keep_group_ratios: With a float ``max_lr``, scale groups by their configured ratio.
+            A group configured at lr 0 is frozen and left alone (unless a list ``max_lr`` gives it one).
         max_lr_factor: Multiplies the range test's suggestion (e.g. ``0.5`` for margin).
         log_every_n_steps: Log lr and momentum every this many steps (``0``: never).
 
@@ -180,9 +181,9 @@ class OneCycleCallback(ParamGroupScheduler):
         )
         return {"total_steps": total_steps, "max_lrs": max_lrs, **self.schedule_kwargs}
 
-    def _build(self, resolved: dict[str, Any]) -> list[list[Schedule]]:
+    def _build(self, resolved: dict[str, Any]) -> list[list[Schedule | None]]:
         kwargs = {k: v for k, v in resolved.items() if k != "max_lrs"}
-        return [[OneCycleSchedule(max_lr=lr, **kwargs) for lr in lrs] for lrs in resolved["max_lrs"]]
+        return [[OneCycleSchedule(max_lr=lr, **kwargs) if lr > 0 else None for lr in lrs] for lrs in resolved["max_lrs"]]
 
 
 def _validate_max_lr(max_lr: Any, owner: str) -> None:

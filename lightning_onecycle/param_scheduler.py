@@ -55,7 +55,7 @@ class ParamGroupScheduler(Callback):
         self.cycle_momentum = cycle_momentum
         self.log_every_n_steps = log_every_n_steps
         self._resolved: dict[str, Any] | None = None
-        self._schedules: list[list[Schedule]] | None = None
+        self._schedules: list[list[Schedule | None]] | None = None
         self._momentum_on: list[list[bool]] = []
         self._names: list[list[str]] = []
         self._last_logged_step = -1
@@ -67,8 +67,9 @@ class ParamGroupScheduler(Callback):
         """Return the plain numbers (JSON-able) that fix the schedules for this run."""
         raise NotImplementedError
 
-    def _build(self, resolved: dict[str, Any]) -> list[list[Schedule]]:
-        """Return one schedule per param group per optimizer from :meth:`_resolve`'s numbers."""
+    def _build(self, resolved: dict[str, Any]) -> list[list[Schedule | None]]:
+        """Return one schedule per param group per optimizer from :meth:`_resolve`'s numbers
+        (``None`` for a group whose lr is 0: a frozen group, left alone)."""
         raise NotImplementedError
 
     def _check_trainer(self, trainer: pl.Trainer) -> None:
@@ -77,8 +78,8 @@ class ParamGroupScheduler(Callback):
     # --- public state --------------------------------------------------------------
 
     @property
-    def schedules(self) -> list[list[Schedule]] | None:
-        """One schedule per param group per optimizer, once training has started."""
+    def schedules(self) -> list[list[Schedule | None]] | None:
+        """One schedule per param group per optimizer (``None``: a frozen group), once training has started."""
         return self._schedules
 
     @property
@@ -86,7 +87,7 @@ class ParamGroupScheduler(Callback):
         """Optimizer steps the schedule spans, once resolved."""
         if self._schedules is None:
             return None
-        return self._schedules[0][0].total_steps
+        return next(s for schedules in self._schedules for s in schedules if s is not None).total_steps
 
     # --- hooks --------------------------------------------------------------------
 
@@ -155,7 +156,7 @@ class ParamGroupScheduler(Callback):
                 self._resolved = self._resolve(trainer, trainer.optimizers)
             self._schedules = self._build(self._resolved)
         step = self._optimizer_step(trainer)
-        total = self._schedules[0][0].total_steps
+        total = self.total_steps
         if total is not None and step >= total and not self._warned_past_end:
             self._warned_past_end = True
             rank_zero_warn(
@@ -168,6 +169,8 @@ class ParamGroupScheduler(Callback):
         metrics: dict[str, float] = {}
         for optimizer, schedules, flags, names in zip(trainer.optimizers, self._schedules, self._momentum_on, self._names):
             for group, schedule, momentum_on, name in zip(optimizer.param_groups, schedules, flags, names):
+                if schedule is None:  # a frozen group (lr 0): left alone
+                    continue
                 lr = schedule.lr(step)
                 _param_groups.set_lr(group, lr)
                 if log:
@@ -247,7 +250,10 @@ def resolve_group_lrs(
     owner: str,
     keep_ratio: bool,
 ) -> list[list[float]]:
-    """Expand an lr spec to one positive finite value per param group per optimizer.
+    """Expand an lr spec to one finite value per param group per optimizer: positive, or 0 for a frozen group.
+
+    A group configured at lr 0 is frozen: with ``keep_ratio`` (or ``value=None``) it
+    stays at 0 and the schedulers leave it alone.
 
     Args:
         value: ``None`` (each group's configured lr), a float (for the group with the
@@ -260,7 +266,7 @@ def resolve_group_lrs(
         keep_ratio: Keep the configured ratio between groups for a float ``value``.
 
     Raises:
-        MisconfigurationException: On a wrong-length list or non-positive/non-finite lrs.
+        MisconfigurationException: On a wrong-length list, negative or non-finite lrs, or all lrs 0.
     """
     configured = [[_param_groups.get_lr(g) for g in opt.param_groups] for opt in optimizers]
     flat = [lr for lrs in configured for lr in lrs]
@@ -268,8 +274,8 @@ def resolve_group_lrs(
         values = flat
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         top = max(flat)
-        if keep_ratio and top > 0 and all(math.isfinite(v) and v > 0 for v in flat):
-            values = [float(value) * (lr / top) for lr in flat]
+        if keep_ratio and top > 0 and all(math.isfinite(v) and v >= 0 for v in flat):
+            values = [float(value) * (lr / top) for lr in flat]  # a group at lr 0 (frozen) stays at 0
         else:
             values = [float(value)] * len(flat)
     else:
@@ -279,11 +285,12 @@ def resolve_group_lrs(
                 f"{owner}: `{name}` has {len(values)} values, but the optimizer(s) have {len(flat)} param groups."
                 f" Give one value per param group, or a single float."
             )
-    bad = [v for v in values if not (math.isfinite(v) and v > 0)]
-    if bad:
+    bad = [v for v in values if not (math.isfinite(v) and v >= 0)]
+    if bad or not any(values):
         source = "the optimizer's configured lr" if value is None else f"`{name}`"
         raise MisconfigurationException(
-            f"{owner}: learning rates must be positive and finite, but {source} gives {values}. Fix {source}."
+            f"{owner}: learning rates must be finite and positive (0 only for a frozen param group, which is"
+            f" left alone), but {source} gives {values}. Fix {source}."
         )
     out, i = [], 0
     for lrs in configured:

@@ -82,6 +82,14 @@ class TinyClassifier(pl.LightningModule):
         return opt
 
 
+class FrozenBodyClassifier(TinyClassifier):
+    """Two param groups: the body frozen at lr 0, the head at lr 0.01 (SGD, momentum 0.9)."""
+
+    def configure_optimizers(self) -> Any:
+        groups = [{"params": self.body.parameters(), "lr": 0.0}, {"params": self.head.parameters(), "lr": 0.01}]
+        return torch.optim.SGD(groups, momentum=0.9)
+
+
 class OptimizerProbe(pl.Callback):
     """Records, right before each optimizer step, every group's lr and momentum/beta1."""
 

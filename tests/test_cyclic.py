@@ -8,7 +8,7 @@ import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from conftest import OptimizerProbe, TinyClassifier, make_trainer
+from conftest import FrozenBodyClassifier, OptimizerProbe, TinyClassifier, make_trainer
 from lightning_onecycle import CyclicLRCallback, CyclicSchedule
 
 
@@ -67,3 +67,18 @@ def test_base_lr_list_of_the_wrong_length(tmp_path):
 def test_bad_arguments_fail_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CyclicLRCallback(**kwargs)
+
+
+def test_a_frozen_group_at_lr_0_is_left_alone(tmp_path):
+    probe = OptimizerProbe()
+    make_trainer(tmp_path, [CyclicLRCallback(base_lr=0.001, max_lr=0.01, step_size_up=4), probe]).fit(FrozenBodyClassifier())
+    s = CyclicSchedule(base_lr=0.001, max_lr=0.01, step_size_up=4)
+    assert [v[0] for v in probe.lrs] == [0.0] * 16
+    assert [v[1] for v in probe.lrs] == pytest.approx([s.lr(k) for k in range(16)], rel=1e-12)
+
+
+def test_a_frozen_group_given_a_positive_bound_is_an_error(tmp_path):
+    # base_lr keeps the ratio (0 for the frozen body), max_lr gives the body 0.01: half frozen is no setting.
+    callback = CyclicLRCallback(base_lr=0.001, max_lr=[0.01, 0.01], step_size_up=4)
+    with pytest.raises(MisconfigurationException, match="Only a frozen group"):
+        make_trainer(tmp_path, [callback]).fit(FrozenBodyClassifier())

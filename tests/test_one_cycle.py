@@ -12,7 +12,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader, IterableDataset
 
-from conftest import OptimizerProbe, TinyClassifier, make_trainer
+from conftest import FrozenBodyClassifier, OptimizerProbe, TinyClassifier, make_trainer
 from lightning_onecycle import OneCycleCallback, OneCycleSchedule
 
 
@@ -239,7 +239,7 @@ def test_max_lr_list_of_the_wrong_length(tmp_path, probe):
 
 def test_non_positive_configured_lr(tmp_path, probe):
     trainer = make_trainer(tmp_path, [OneCycleCallback(), probe])
-    with pytest.raises(MisconfigurationException, match="learning rates must be positive and finite"):
+    with pytest.raises(MisconfigurationException, match="learning rates must be finite and positive"):
         trainer.fit(TinyClassifier(lr=0.0))
     assert probe.lrs == []
 
@@ -398,3 +398,17 @@ def test_numpy_numbers_are_accepted_and_kept_as_plain_python(tmp_path, probe):
     state = callback.state_dict()["resolved"]
     assert type(state["total_steps"]) is int and type(state["pct_start"]) is float
     assert all(type(lr) is float for lrs in state["max_lrs"] for lr in lrs)
+
+
+@pytest.mark.parametrize("max_lr", [0.1, None])
+def test_a_frozen_group_at_lr_0_is_left_alone(tmp_path, probe, max_lr):
+    model = FrozenBodyClassifier()
+    body = [p.detach().clone() for p in model.body.parameters()]
+    callback = OneCycleCallback(max_lr=max_lr)
+    make_trainer(tmp_path, [callback, probe]).fit(model)
+    lrs, moms = _expected(0.1 if max_lr else 0.01, 16)
+    assert [v[0] for v in probe.lrs] == [0.0] * 16
+    assert [v[0] for v in probe.momentums] == [0.9] * 16
+    assert [v[1] for v in probe.lrs] == pytest.approx(lrs, rel=1e-12)
+    assert [v[1] for v in probe.momentums] == pytest.approx(moms, rel=1e-12)
+    assert all(torch.equal(a, b) for a, b in zip(body, model.body.parameters()))

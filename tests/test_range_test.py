@@ -517,3 +517,19 @@ def test_unsupported_modules_raise_before_the_first_batch(tmp_path, model_cls: t
     with pytest.raises(MisconfigurationException, match=message):
         make_trainer(tmp_path, [_test_only()]).fit(model)
     assert model.calls == 0
+
+
+class FrozenBodyModel(RangeTestModel):
+    def configure_optimizers(self) -> Any:
+        groups = [{"params": self.body.parameters(), "lr": 0.0}, {"params": self.head.parameters(), "lr": 0.01}]
+        return torch.optim.SGD(groups, momentum=0.9)
+
+
+def test_a_frozen_group_stays_at_lr_0_in_the_sweep_and_after_the_hand_off(tmp_path) -> None:
+    probe = SweepProbe()
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=30, update_attr=True)
+    make_trainer(tmp_path, [range_test, probe], max_epochs=1).fit(FrozenBodyModel())
+    assert range_test.suggested_lr is not None
+    assert [body for body, _ in probe.sweep_lrs] == [0.0] * len(probe.sweep_lrs)
+    assert [head for _, head in probe.sweep_lrs] == range_test.result.lrs
+    assert probe.train_lrs[0] == [0.0, range_test.suggested_lr]
