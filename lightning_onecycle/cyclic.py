@@ -85,6 +85,9 @@ class CyclicLRCallback(ParamGroupScheduler):
         self.max_lr = max_lr
         self.keep_group_ratios = keep_group_ratios
 
+    def _check_before_training(self, trainer: pl.Trainer) -> None:
+        self._resolve(trainer, trainer.optimizers)  # nothing here waits for a range test: check it all now
+
     def _resolve(self, trainer: pl.Trainer, optimizers: list[Optimizer]) -> dict[str, Any]:
         kwargs = {"owner": "CyclicLRCallback", "keep_ratio": self.keep_group_ratios}
         base_lrs = resolve_group_lrs(self.base_lr, optimizers, name="base_lr", **kwargs)

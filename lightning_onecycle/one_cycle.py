@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal, Union
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.optim import Optimizer
 
@@ -168,11 +169,26 @@ class OneCycleCallback(ParamGroupScheduler):
                 " callbacks, so it will never run. Add the same instance to `Trainer(callbacks=[...])`."
             )
 
+    def _check_before_training(self, trainer: pl.Trainer) -> None:
+        # What can fail without the range test's result fails now, before its sweep.
+        if self.requested_total_steps is None:
+            total_steps_from_trainer(trainer, "OneCycleCallback")
+        if self._range_test(trainer) is None:
+            kwargs = {"name": "max_lr", "owner": "OneCycleCallback", "keep_ratio": self.keep_group_ratios}
+            resolve_group_lrs(self.max_lr, trainer.optimizers, **kwargs)  # type: ignore[arg-type]
+
     def _resolve(self, trainer: pl.Trainer, optimizers: list[Optimizer]) -> dict[str, Any]:
         total_steps = self.requested_total_steps or total_steps_from_trainer(trainer, "OneCycleCallback")
         range_test = self._range_test(trainer)
         spec: LRSpec | None
-        if range_test is not None:
+        if range_test is not None and range_test.result is None and trainer.fast_dev_run:
+            rank_zero_warn(
+                "OneCycleCallback: the LR range test was skipped (`fast_dev_run`), so this smoke run peaks at the"
+                " optimizer's configured lr.",
+                category=UserWarning,
+            )
+            spec = None
+        elif range_test is not None:
             spec = suggested_max_lr(range_test, self.max_lr_factor, "OneCycleCallback")
         else:
             spec = self.max_lr  # type: ignore[assignment]

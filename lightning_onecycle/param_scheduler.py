@@ -73,7 +73,11 @@ class ParamGroupScheduler(Callback):
         raise NotImplementedError
 
     def _check_trainer(self, trainer: pl.Trainer) -> None:
-        """Raise if this trainer's configuration cannot work with the callback."""
+        """Raise if this trainer's configuration cannot work with the callback (at ``setup``)."""
+
+    def _check_before_training(self, trainer: pl.Trainer) -> None:
+        """Raise at ``on_fit_start``, optimizers known, for what would otherwise fail at the first batch
+        (after an LR range test's sweep)."""
 
     # --- public state --------------------------------------------------------------
 
@@ -136,6 +140,7 @@ class ParamGroupScheduler(Callback):
                 " `momentum` > 0 or `betas`. Use an optimizer with momentum (SGD(momentum=0.9), Adam, AdamW, ...)"
                 " or pass cycle_momentum=None/False."
             )
+        self._check_before_training(trainer)
         if missing and self.cycle_momentum is None:
             rank_zero_warn(
                 f"{name}: param group(s) {missing} have no momentum or betas; only their learning rate is cycled."

@@ -317,6 +317,8 @@ class LRRangeTestCallback(Callback):
                 f"LRRangeTestCallback: reusing the range test result from the checkpoint"
                 f" (suggested lr {self.result.suggested_lr})."
             )
+            if self._attr_name is not None and self.result.suggested_lr is not None:
+                lightning_setattr(pl_module, self._attr_name, self.result.suggested_lr)
         elif trainer.fast_dev_run:
             rank_zero_warn("LRRangeTestCallback: skipping the range test because `fast_dev_run` is enabled.")
         else:

@@ -18,7 +18,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lightning_onecycle.one_cycle import OneCycleCallback
 from lightning_onecycle.range_test import LRRangeTestCallback, RangeTestResult
-from lightning_onecycle.schedules import LRSweep
+from lightning_onecycle.schedules import LRSweep, OneCycleSchedule
 from lightning_onecycle.suggestions import suggest
 
 
@@ -426,17 +426,20 @@ def test_weight_decay_sweep(tmp_path) -> None:
     assert (tmp_path / "lr_range_test.png").exists()
 
 
-def test_resume_reuses_the_result(tmp_path) -> None:
+@pytest.mark.parametrize("update_attr", [False, True])
+def test_resume_reuses_the_result(tmp_path, update_attr: bool) -> None:
     checkpoint = ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)
-    first = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=20)
+    first = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=20, update_attr=update_attr)
     make_trainer(tmp_path, [first, checkpoint], max_epochs=1, enable_checkpointing=True).fit(RangeTestModel())
 
-    second = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=20)
-    model = RangeTestModel()
+    second = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=20, update_attr=update_attr)
+    model = RangeTestModel(lr=0.01)
     trainer = make_trainer(tmp_path, [second], max_epochs=2)
     trainer.fit(model, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
     assert second.result == first.result
     assert model.calls == 5  # one epoch of training, no sweep
+    # The module's lr attribute is set from the reused result as from a fresh one.
+    assert model.lr == (first.suggested_lr if update_attr else 0.01)
 
 
 def test_state_dict_round_trip() -> None:
@@ -533,3 +536,34 @@ def test_a_frozen_group_stays_at_lr_0_in_the_sweep_and_after_the_hand_off(tmp_pa
     assert [body for body, _ in probe.sweep_lrs] == [0.0] * len(probe.sweep_lrs)
     assert [head for _, head in probe.sweep_lrs] == range_test.result.lrs
     assert probe.train_lrs[0] == [0.0, range_test.suggested_lr]
+
+
+def test_fast_dev_run_skips_the_test_and_one_cycle_peaks_at_the_configured_lr(tmp_path) -> None:
+    probe = SweepProbe()
+    trainer = make_trainer(tmp_path, [LRRangeTestCallback(), OneCycleCallback(), probe], fast_dev_run=True)
+    with pytest.warns(UserWarning, match="skipped .`fast_dev_run`., so this smoke run peaks at the optimizer"):
+        trainer.fit(RangeTestModel(lr=0.02))
+    assert probe.sweep_lrs == []
+    assert probe.train_lrs == [[OneCycleSchedule(max_lr=0.02, total_steps=1).lr(0)]]
+
+
+class StreamOnlyModel(RangeTestModel):
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(_ThreeBatchStream(), batch_size=32)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ({"max_lr": None}, StreamOnlyModel, "could not tell how many optimizer steps"),
+        ({"max_lr": [0.1, 0.2, 0.3]}, RangeTestModel, "has 3 values, but the optimizer.s. have 1 param groups"),
+    ],
+    ids=["unknown-length", "wrong-list"],
+)
+def test_one_cycle_settings_that_cannot_work_fail_before_the_sweep(tmp_path, case) -> None:
+    kwargs, model_class, message = case
+    model = model_class()
+    trainer = make_trainer(tmp_path, [LRRangeTestCallback(num_steps=30), OneCycleCallback(**kwargs)], max_epochs=1)
+    with pytest.raises(MisconfigurationException, match=message):
+        trainer.fit(model)
+    assert model.calls == 0
