@@ -316,13 +316,15 @@ def edge_point(lrs: Sequence[float], losses: Sequence[float]) -> tuple[float, De
     x = np.asarray(lrs, dtype=float)
     y = np.asarray(losses, dtype=float)
     n = _finite_prefix(np.isfinite(y))
-    x, y = x[:n], y[:n]
+    # From the minimum on: every loss there is at least the bottom, so its log is defined when the bottom's is.
+    start = int(np.searchsorted(x[:n], descent.min_lr))
+    x, y = x[start:n], y[start:n]
     bottom, level = float(descent.losses[-1]), descent.level
     if bottom > 0:  # compare in log-loss: the climb back is multiplicative, like divergence
         y, bottom, level = np.log(y), math.log(bottom), math.log(level)
     threshold = bottom + EDGE_RISE * (level - bottom)
-    j = int(np.searchsorted(x, descent.min_lr))
-    while j + 1 < n and y[j + 1] <= threshold:
+    j = 0
+    while j + 1 < len(y) and y[j + 1] <= threshold:
         j += 1
     return float(x[j]), descent
 
