@@ -29,6 +29,7 @@ import torch.nn.functional as F
 import torchvision
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 # Containers in which torchvision keeps a classifier head: resnet/regnet/inception
@@ -38,7 +39,11 @@ _HEAD_CANDIDATES = ("fc", "classifier", "heads.head", "head")
 # Wrappers that prefix state_dict keys: a LightningModule attribute, DataParallel /
 # DistributedDataParallel, torch.compile.
 _KEY_PREFIXES = ("model.", "module.", "_orig_mod.")
-_WEIGHTS_FILE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".tar")
+_WEIGHTS_FILE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".tar", ".safetensors")
+# The auxiliary classifiers of inception_v3 and googlenet: 1000-class heads that only training mode
+# runs. The loss does not use them (and DDP would find them unused): dropped, as torchvision does
+# for aux_logits=False, and their keys in a weights file are ignored.
+_AUX_HEADS = ("AuxLogits", "aux1", "aux2")
 _SHOW = 5
 
 
@@ -150,8 +155,10 @@ class TransferClassifier(pl.LightningModule):
         self.lr = lr
         self.freeze_backbone = freeze_backbone
 
+        _check_model_name(model_name)
         weights_file, named_weights = _resolve_weights(model_name, weights)
         self.model = _build(model_name, named_weights)
+        _drop_aux_heads(self.model)
         self.head_name = _find_head(self.model, model_name)
         head = self.model.get_submodule(self.head_name)
         if head.out_features != num_classes:
@@ -167,6 +174,9 @@ class TransferClassifier(pl.LightningModule):
 
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        # Epoch means as metrics: synced across processes once an epoch (DDP), not every step.
+        self.train_loss = MeanMetric()
+        self.val_loss = MeanMetric()
 
     @property
     def head(self) -> nn.Linear:
@@ -196,7 +206,9 @@ class TransferClassifier(pl.LightningModule):
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         self.train_acc(logits, y)
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.train_loss(loss.detach(), weight=len(y))
+        self.log("train_loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)  # this process's
+        self.log("train_loss_epoch", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
@@ -204,7 +216,8 @@ class TransferClassifier(pl.LightningModule):
         x, y = batch
         logits = self(x)
         self.val_acc(logits, y)
-        self.log("val_loss", F.cross_entropy(logits, y), on_epoch=True, prog_bar=True)
+        self.val_loss(F.cross_entropy(logits, y), weight=len(y))
+        self.log("val_loss", self.val_loss, on_epoch=True, prog_bar=True)
         self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True)
 
     def configure_optimizers(self) -> Any:
@@ -245,8 +258,8 @@ def _validate(
     weight_decay: float,
     step_lr: tuple[int, float] | None,
 ) -> None:
-    if num_classes < 1:
-        raise ValueError(f"Expected num_classes >= 1, but got {num_classes}.")
+    if num_classes < 2:
+        raise ValueError(f"Expected num_classes >= 2 (a classifier needs two classes), but got {num_classes}.")
     if not lr > 0:
         raise ValueError(f"Expected a positive lr, but got {lr}.")
     if optimizer not in ("sgd", "adamw"):
@@ -285,29 +298,44 @@ def _resolve_weights(model_name: str, text: str | None) -> tuple[Path | None, An
         raise ValueError(
             f"{model_name!r} has no named weights (got {text!r}): pass a local weights file or weights=None."
         )
-    if "." in text:
-        return None, torchvision.models.get_weight(text)
     options = torchvision.models.get_model_weights(model_name)
+    choices = f"choose one of {list(options.__members__)}, a path to a local weights file, or 'none'"
+    if "." in text:
+        try:
+            weight = torchvision.models.get_weight(text)
+        except (TypeError, KeyError, ValueError, AttributeError):
+            raise ValueError(f"Unknown weights {text!r} for {model_name!r}: {choices}.") from None
+        if not isinstance(weight, options):
+            raise ValueError(f"{text!r} are the weights of another model, not of {model_name!r}: {choices}.")
+        return None, weight
     try:
         return None, options[text]
     except KeyError:
-        raise ValueError(
-            f"Unknown weights {text!r} for {model_name!r}: choose one of {list(options.__members__)}, "
-            "a path to a local weights file, or 'none'."
-        ) from None
+        raise ValueError(f"Unknown weights {text!r} for {model_name!r}: {choices}.") from None
 
 
-def _build(model_name: str, weights: Any) -> nn.Module:
-    if model_name in _LOCAL_MODELS:
-        return _LOCAL_MODELS[model_name]()
+def _check_model_name(model_name: str) -> None:
     known = torchvision.models.list_models(torchvision.models)
-    if model_name not in known:
+    if model_name not in known and model_name not in _LOCAL_MODELS:
         close = difflib.get_close_matches(model_name, known + list(_LOCAL_MODELS), n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise ValueError(
             f"Unknown model {model_name!r}: expected 'smallcnn' or a classification model from "
             f"torchvision.models.list_models(torchvision.models).{hint}"
         )
+
+
+def _drop_aux_heads(model: nn.Module) -> None:
+    if getattr(model, "aux_logits", False):
+        model.aux_logits = False
+        for name in _AUX_HEADS:
+            if hasattr(model, name):
+                setattr(model, name, None)
+
+
+def _build(model_name: str, weights: Any) -> nn.Module:
+    if model_name in _LOCAL_MODELS:
+        return _LOCAL_MODELS[model_name]()
     try:
         return torchvision.models.get_model(model_name, weights=weights)
     except (URLError, HTTPException, OSError) as err:
@@ -348,6 +376,7 @@ def _load_file(model: nn.Module, path: Path, head_name: str) -> None:
     state = _state_dict_of(loaded, path)
     target = model.state_dict()
     state = _strip_prefixes(state, target.keys())
+    state = {k: v for k, v in state.items() if k.split(".", 1)[0] not in _AUX_HEADS}
 
     def is_head(key: str) -> bool:
         return key.startswith(head_name + ".")

@@ -109,6 +109,14 @@ def test_weights_errors_for_bad_paths_and_names(tmp_path):
         TransferClassifier("resnet18", num_classes=10, weights="IMAGENET9K")
     with pytest.raises(ValueError, match="Did you mean 'resnet18'"):
         TransferClassifier("resnet81", num_classes=10)
+    with pytest.raises(ValueError, match="Did you mean 'resnet18'"):  # the model is checked before its weights
+        TransferClassifier("resnet81", num_classes=10, weights="DEFAULT")
+    with pytest.raises(ValueError, match="'ResNet18_Weights.IMAGENET1K_V1' are the weights of another model"):
+        TransferClassifier("resnet50", num_classes=10, weights="ResNet18_Weights.IMAGENET1K_V1")
+    with pytest.raises(ValueError, match=r"Unknown weights 'ResNet18_Weights.IMAGENET9K' for 'resnet18'"):
+        TransferClassifier("resnet18", num_classes=10, weights="ResNet18_Weights.IMAGENET9K")
+    with pytest.raises(ValueError, match="num_classes >= 2"):
+        TransferClassifier("smallcnn", num_classes=1)
     torch.save({"epoch": 3, "optimizer": {}}, tmp_path / "no_weights.pth")
     with pytest.raises(RuntimeError, match=r"No state_dict in .*found \['epoch', 'optimizer'\]"):
         TransferClassifier("smallcnn", num_classes=10, weights=tmp_path / "no_weights.pth")
@@ -231,3 +239,36 @@ def test_training_step_returns_the_loss_and_hparams_are_saved():
 
     assert torch.allclose(loss, F.cross_entropy(model(x), y))
     assert model.hparams.model_name == "smallcnn" and model.hparams.lr == 0.02 and model.hparams.num_classes == 3
+
+
+@pytest.mark.parametrize("name, size", [("googlenet", 64), ("inception_v3", 80)])
+def test_models_with_auxiliary_heads_train_on_their_main_logits(tmp_path, name, size):
+    # torchvision builds both with 1000-class auxiliary heads that run in training mode only.
+    model = TransferClassifier(name, num_classes=3, weights=None)
+    assert not any(m.out_features == 1000 for m in model.modules() if isinstance(m, torch.nn.Linear))
+    model.train()
+    model.log = lambda *args, **kwargs: None  # no trainer attached
+    x, y = torch.randn(2, 3, size, size), torch.tensor([0, 2])
+    loss = model.training_step((x, y), 0)
+    assert loss.shape == () and torch.isfinite(loss)
+    assert model(x).shape == (2, 3)
+    if name == "googlenet":  # a torchvision state_dict, auxiliary heads included, loads into it
+        torchvision_model = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
+        assert any(k.startswith("aux1.") for k in torchvision_model.state_dict())
+        torch.save(torchvision_model.state_dict(), tmp_path / "googlenet.pth")
+        loaded = TransferClassifier(name, num_classes=3, weights=tmp_path / "googlenet.pth")
+        expected = torchvision_model.state_dict()["conv1.conv.weight"]
+        assert torch.equal(loaded.model.state_dict()["conv1.conv.weight"], expected)
+
+
+def test_epoch_losses_are_the_means_over_all_samples(fitted):
+    # The last validation batch is smaller (360 = 11 x 32 + 8): the epoch value weights batches by size.
+    trainer, model, _ = fitted
+    data = DigitsDataModule(image_size=16, batch_size=32)
+    data.setup("fit")
+    model.eval()
+    with torch.no_grad():
+        pairs = [(model(x), y) for x, y in data.val_dataloader()]
+    logits, targets = torch.cat([p for p, _ in pairs]), torch.cat([t for _, t in pairs])
+    assert len(pairs[-1][1]) != 32
+    assert float(trainer.callback_metrics["val_loss"]) == pytest.approx(float(F.cross_entropy(logits, targets)), rel=1e-5)
