@@ -161,10 +161,8 @@ else:
             max_lr = range_test.suggested_lr
     model.lr = max_lr  # configure_optimizers reads it; with --backbone-lr-ratio it is the head's LR
     if args.policy == "clr":
-        data.setup("fit")
-        steps_per_epoch = len(data.train_dataloader())  # on one device
-        step_size_up = max(1, round(args.clr_step_epochs * steps_per_epoch))
-        callbacks.append(CyclicLRCallback(base_lr=max_lr / args.clr_div_factor, max_lr=max_lr, step_size_up=step_size_up))
+        bounds = {"base_lr": max_lr / args.clr_div_factor, "max_lr": max_lr}
+        callbacks.append(CyclicLRCallback(**bounds, step_size_up=args.clr_step_epochs, step_size_unit="epochs"))
     else:  # fixed: the model's StepLR sets the LR; log it as the schedule callbacks do
         callbacks.append(LearningRateMonitor(logging_interval="step"))
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -10,6 +11,9 @@ from torch.optim import Optimizer
 
 from lightning_onecycle.param_scheduler import LRSpec, ParamGroupScheduler, plain_numbers, resolve_group_lrs
 from lightning_onecycle.schedules import CyclicMode, CyclicSchedule, Schedule, check_positive_finite
+
+
+StepSizeUnit = Literal["steps", "epochs"]
 
 
 class CyclicLRCallback(ParamGroupScheduler):
@@ -25,8 +29,8 @@ class CyclicLRCallback(ParamGroupScheduler):
             ``keep_group_ratios=False``) or one value per param group.
         max_lr: Upper lr bound, same forms as ``base_lr``; ``None`` uses each
             group's lr from ``configure_optimizers``.
-        step_size_up: Optimizer steps from ``base_lr`` to ``max_lr``.
-        step_size_down: Steps back down; defaults to ``step_size_up``.
+        step_size_up: Optimizer steps (or epochs, see ``step_size_unit``) from ``base_lr`` to ``max_lr``.
+        step_size_down: Steps (or epochs) back down; defaults to ``step_size_up``.
         mode: ``"triangular"``, ``"triangular2"`` or ``"exp_range"``.
         gamma: Decay base for ``"exp_range"`` (``gamma ** step``).
         base_momentum: Momentum at the lr peak.
@@ -35,6 +39,10 @@ class CyclicLRCallback(ParamGroupScheduler):
             (default) cycles where available and warns once, ``False`` leaves it alone.
         keep_group_ratios: Scale float bounds by each group's configured lr ratio.
         log_every_n_steps: Log lr and momentum every this many steps (``0``: never).
+        step_size_unit: ``"steps"`` (``CyclicLR``'s) or ``"epochs"``: the step sizes are
+            epochs, possibly fractional (Smith suggests 2 to 10), turned into optimizer
+            steps at the start of training from the epoch the Trainer runs
+            (``limit_train_batches``, accumulation, one process's share under DDP).
 
     Raises:
         ValueError: If a setting is out of range; the message names it.
@@ -53,8 +61,8 @@ class CyclicLRCallback(ParamGroupScheduler):
         self,
         base_lr: LRSpec,
         max_lr: LRSpec | None = None,
-        step_size_up: int = 2000,
-        step_size_down: int | None = None,
+        step_size_up: float = 2000,
+        step_size_down: float | None = None,
         mode: CyclicMode = "triangular",
         gamma: float = 1.0,
         base_momentum: float = 0.8,
@@ -62,11 +70,15 @@ class CyclicLRCallback(ParamGroupScheduler):
         cycle_momentum: bool | None = None,
         keep_group_ratios: bool = True,
         log_every_n_steps: int = 1,
+        step_size_unit: StepSizeUnit = "steps",
     ) -> None:
         super().__init__(cycle_momentum=cycle_momentum, log_every_n_steps=log_every_n_steps)
         base_lr, max_lr, step_size_up, step_size_down, gamma, base_momentum, max_momentum = plain_numbers(
             (base_lr, max_lr, step_size_up, step_size_down, gamma, base_momentum, max_momentum)
         )
+        if step_size_unit not in ("steps", "epochs"):
+            raise ValueError(f"Expected `step_size_unit` to be 'steps' or 'epochs', but got {step_size_unit!r}.")
+        self.step_size_unit = step_size_unit
         self.schedule_kwargs: dict[str, Any] = {
             "step_size_up": step_size_up,
             "step_size_down": step_size_down,
@@ -75,8 +87,14 @@ class CyclicLRCallback(ParamGroupScheduler):
             "base_momentum": base_momentum,
             "max_momentum": max_momentum,
         }
-        # Validate every setting now, with stand-in bounds.
-        CyclicSchedule(base_lr=1.0, max_lr=2.0, **self.schedule_kwargs)
+        # Validate every setting now, with stand-in bounds (and, for epochs, stand-in step counts).
+        stand_in = dict(self.schedule_kwargs)
+        if step_size_unit == "epochs":
+            for name in ("step_size_up", "step_size_down"):
+                if stand_in[name] is not None:
+                    check_positive_finite(name, stand_in[name])
+                    stand_in[name] = 1
+        CyclicSchedule(base_lr=1.0, max_lr=2.0, **stand_in)
         for name, spec in (("base_lr", base_lr), ("max_lr", max_lr)):
             if spec is not None:
                 for v in [spec] if isinstance(spec, (int, float)) else spec:
@@ -99,7 +117,24 @@ class CyclicLRCallback(ParamGroupScheduler):
                         f"CyclicLRCallback: a param group has base_lr {b} and max_lr {m}. Only a frozen group"
                         " (configured lr 0) may have 0, and then both are 0. Give it positive bounds."
                     )
-        return {"base_lrs": base_lrs, "max_lrs": max_lrs, **self.schedule_kwargs}
+        return {"base_lrs": base_lrs, "max_lrs": max_lrs, **self.schedule_kwargs, **self._step_sizes(trainer)}
+
+    def _step_sizes(self, trainer: pl.Trainer) -> dict[str, int | None]:
+        """``step_size_up``/``step_size_down`` in optimizer steps."""
+        up, down = self.schedule_kwargs["step_size_up"], self.schedule_kwargs["step_size_down"]
+        if self.step_size_unit == "steps":
+            return {"step_size_up": up, "step_size_down": down}
+        if trainer.train_dataloader is None:  # at `on_fit_start`: Lightning loads the data for its own estimate
+            _ = trainer.estimated_stepping_batches
+        batches = trainer.num_training_batches  # one epoch as the Trainer runs it: `limit_train_batches`, per process
+        if not math.isfinite(batches) or batches < 1:
+            raise MisconfigurationException(
+                "CyclicLRCallback(step_size_unit='epochs') needs the length of an epoch, but the training data has"
+                " none (an IterableDataset). Give the step sizes in optimizer steps (step_size_unit='steps')."
+            )
+        per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
+        steps = {"step_size_up": up, "step_size_down": down}
+        return {k: None if v is None else max(1, round(v * per_epoch)) for k, v in steps.items()}
 
     def _build(self, resolved: dict[str, Any]) -> list[list[Schedule | None]]:
         kwargs = {k: v for k, v in resolved.items() if k not in ("base_lrs", "max_lrs")}

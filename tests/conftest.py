@@ -8,7 +8,7 @@ from typing import Any
 import lightning.pytorch as pl
 import pytest
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 os.environ.setdefault("PL_DISABLE_FORK", "1")
 torch.set_num_threads(1)
@@ -80,6 +80,19 @@ class TinyClassifier(pl.LightningModule):
         if self.scheduler:
             return [opt], [torch.optim.lr_scheduler.StepLR(opt, step_size=1)]
         return opt
+
+
+class _Endless(IterableDataset):
+    def __iter__(self) -> Any:
+        while True:
+            yield torch.randn(8), torch.tensor(0)
+
+
+class EndlessClassifier(TinyClassifier):
+    """Training data without a length: the Trainer cannot count its steps."""
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_Endless(), batch_size=4)
 
 
 class FrozenBodyClassifier(TinyClassifier):

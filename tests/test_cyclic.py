@@ -8,7 +8,7 @@ import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from conftest import FrozenBodyClassifier, OptimizerProbe, TinyClassifier, make_trainer
+from conftest import EndlessClassifier, FrozenBodyClassifier, OptimizerProbe, TinyClassifier, make_trainer
 from lightning_onecycle import CyclicLRCallback, CyclicSchedule
 
 
@@ -82,3 +82,37 @@ def test_a_frozen_group_given_a_positive_bound_is_an_error(tmp_path):
     callback = CyclicLRCallback(base_lr=0.001, max_lr=[0.01, 0.01], step_size_up=4)
     with pytest.raises(MisconfigurationException, match="Only a frozen group"):
         make_trainer(tmp_path, [callback]).fit(FrozenBodyClassifier())
+
+
+@pytest.mark.parametrize(
+    "flags, per_epoch",
+    [({}, 8), ({"limit_train_batches": 4}, 4), ({"accumulate_grad_batches": 2}, 4)],
+    ids=["full-epoch", "limited", "accumulated"],
+)
+def test_step_sizes_in_epochs_follow_the_epoch_the_trainer_runs(tmp_path, flags, per_epoch):
+    callback = CyclicLRCallback(base_lr=0.001, max_lr=0.01, step_size_up=0.5, step_size_unit="epochs")
+    probe = OptimizerProbe()
+    make_trainer(tmp_path, [callback, probe], max_epochs=2, **flags).fit(TinyClassifier())
+    up = per_epoch // 2
+    s = CyclicSchedule(base_lr=0.001, max_lr=0.01, step_size_up=up)
+    assert callback.schedules[0][0].step_size_up == up
+    assert [v[0] for v in probe.lrs] == pytest.approx([s.lr(k) for k in range(2 * per_epoch)], rel=1e-12)
+
+
+def test_step_sizes_in_epochs_need_an_epoch_length(tmp_path):
+    callback = CyclicLRCallback(base_lr=0.001, max_lr=0.01, step_size_up=2, step_size_unit="epochs")
+    with pytest.raises(MisconfigurationException, match="needs the length of an epoch"):
+        make_trainer(tmp_path, [callback], max_epochs=-1, max_steps=10).fit(EndlessClassifier())
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"step_size_unit": "batches"}, "'steps' or 'epochs'"),
+        ({"step_size_up": 0.0, "step_size_unit": "epochs"}, "positive finite number for `step_size_up`"),
+        ({"step_size_up": 2.5}, "positive integer `step_size_up`"),
+    ],
+)
+def test_step_size_unit_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CyclicLRCallback(base_lr=0.001, max_lr=0.01, **kwargs)

@@ -113,7 +113,7 @@ def test_fit_saves_the_best_checkpoint_and_says_where_the_logs_are(onecycle_run)
 @pytest.mark.parametrize("policy", ["fixed", "clr"])
 def test_fit_baseline_policies_with_an_explicit_max_lr(tmp_path, policy) -> None:
     args = [*TINY, "--policy", policy, "--max-lr", "0.05", "--max-epochs", "2", "--log-dir", "logs"]
-    args += ["--clr-step-epochs", "0.1"]  # CLR: 2 steps up, 2 down (an epoch has 23 batches)
+    args += ["--clr-step-epochs", "0.4"]  # CLR: 2 steps up, 2 down (an epoch is limited to 5 batches)
     run_example("fit.py", *args, cwd=tmp_path)
     run_dir = tmp_path / "logs" / f"digits-smallcnn-{policy}" / "version_0"
     assert not (run_dir / "lr_range_test.csv").exists(), "--max-lr skips the range test"

@@ -10,9 +10,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from torch.utils.data import DataLoader, IterableDataset
 
-from conftest import FrozenBodyClassifier, OptimizerProbe, TinyClassifier, make_trainer
+from conftest import EndlessClassifier, FrozenBodyClassifier, OptimizerProbe, TinyClassifier, make_trainer
 from lightning_onecycle import OneCycleCallback, OneCycleSchedule
 
 
@@ -250,29 +249,18 @@ def test_auto_without_a_range_test(tmp_path):
         trainer.fit(TinyClassifier())
 
 
-class _Endless(IterableDataset):
-    def __iter__(self):
-        while True:
-            yield torch.randn(8), torch.tensor(0)
-
-
-class _EndlessModel(TinyClassifier):
-    def train_dataloader(self):
-        return DataLoader(_Endless(), batch_size=4)
-
-
 def test_unknown_number_of_steps(tmp_path, probe):
     trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1), probe], max_epochs=-1, max_steps=-1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(MisconfigurationException, match="could not tell how many optimizer steps"):
-            trainer.fit(_EndlessModel())
+            trainer.fit(EndlessClassifier())
     assert probe.lrs == []
 
 
 def test_iterable_data_with_max_steps_is_fine(tmp_path, probe):
     trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1), probe], max_epochs=-1, max_steps=12)
-    trainer.fit(_EndlessModel())
+    trainer.fit(EndlessClassifier())
     lrs, _ = _expected(0.1, 12)
     assert [v[0] for v in probe.lrs] == pytest.approx(lrs, rel=1e-12)
 
