@@ -293,7 +293,10 @@ def _resolve_weights(model_name: str, text: str | None) -> tuple[Path | None, An
     if path.is_file():
         return path, None
     if os.sep in text or "/" in text or text.endswith(_WEIGHTS_FILE_SUFFIXES):
-        raise FileNotFoundError(f"No weights file at {text!r} (resolved to {path.resolve()}).")
+        raise FileNotFoundError(
+            f"No weights file at {text!r} (resolved to {path.resolve()}). Loading a checkpoint of this model?"
+            " Pass weights=None to `load_from_checkpoint`: the checkpoint holds the trained weights."
+        )
     if model_name in _LOCAL_MODELS:
         raise ValueError(
             f"{model_name!r} has no named weights (got {text!r}): pass a local weights file or weights=None."
