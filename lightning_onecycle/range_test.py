@@ -262,6 +262,7 @@ class LRRangeTestCallback(Callback):
         self.result: RangeTestResult | None = None
         self._attr_name: str | None = None
         self._running = False
+        self._restored = False
 
     # --- public state ---------------------------------------------------------------
 
@@ -279,9 +280,10 @@ class LRRangeTestCallback(Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
-            # A new fit tests afresh; a resumed one gets the result back from `load_state_dict`,
-            # which Lightning calls after `setup`.
-            self.result = None
+            # A new fit tests afresh at `on_train_start`; a resumed one gets the result back from
+            # `load_state_dict`, which Lightning calls after `setup`. A fit that never reaches
+            # `on_train_start` (already finished) keeps the last result.
+            self._restored = False
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not pl_module.automatic_optimization:
@@ -312,7 +314,7 @@ class LRRangeTestCallback(Callback):
             )
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.result is not None:
+        if self._restored and self.result is not None:
             rank_zero_info(
                 f"LRRangeTestCallback: reusing the range test result from the checkpoint"
                 f" (suggested lr {self.result.suggested_lr})."
@@ -320,6 +322,7 @@ class LRRangeTestCallback(Callback):
             if self._attr_name is not None and self.result.suggested_lr is not None:
                 lightning_setattr(pl_module, self._attr_name, self.result.suggested_lr)
         elif trainer.fast_dev_run:
+            self.result = None
             rank_zero_warn("LRRangeTestCallback: skipping the range test because `fast_dev_run` is enabled.")
         else:
             self.result = self._run(trainer, pl_module)
@@ -333,6 +336,7 @@ class LRRangeTestCallback(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         result = state_dict.get("result")
         self.result = None if result is None else RangeTestResult.from_dict(result)
+        self._restored = True
 
     # --- the test ---------------------------------------------------------------------
 

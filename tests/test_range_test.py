@@ -567,3 +567,15 @@ def test_one_cycle_settings_that_cannot_work_fail_before_the_sweep(tmp_path, cas
     with pytest.raises(MisconfigurationException, match=message):
         trainer.fit(model)
     assert model.calls == 0
+
+
+def test_a_fit_that_has_nothing_left_to_train_keeps_the_result(tmp_path) -> None:
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=20)
+    trainer = make_trainer(tmp_path, [range_test], max_epochs=1)
+    model = RangeTestModel()
+    trainer.fit(model)
+    first, calls = range_test.result, model.calls
+    assert first is not None
+    trainer.fit(model)  # max_epochs already reached: no training, no test
+    assert range_test.result is first
+    assert model.calls == calls
