@@ -104,9 +104,14 @@ class CyclicLRCallback(ParamGroupScheduler):
         self.keep_group_ratios = keep_group_ratios
 
     def _check_before_training(self, trainer: pl.Trainer) -> None:
-        self._resolve(trainer, trainer.optimizers)  # nothing here waits for a range test: check it all now
+        # The bounds now; step sizes in epochs need the epoch's length, known once the fit loop has the data.
+        self._resolve_bounds(trainer.optimizers)
 
     def _resolve(self, trainer: pl.Trainer, optimizers: list[Optimizer]) -> dict[str, Any]:
+        base_lrs, max_lrs = self._resolve_bounds(optimizers)
+        return {"base_lrs": base_lrs, "max_lrs": max_lrs, **self.schedule_kwargs, **self._step_sizes(trainer)}
+
+    def _resolve_bounds(self, optimizers: list[Optimizer]) -> tuple[list[list[float]], list[list[float]]]:
         kwargs = {"owner": "CyclicLRCallback", "keep_ratio": self.keep_group_ratios}
         base_lrs = resolve_group_lrs(self.base_lr, optimizers, name="base_lr", **kwargs)
         max_lrs = resolve_group_lrs(self.max_lr, optimizers, name="max_lr", **kwargs)
@@ -117,15 +122,13 @@ class CyclicLRCallback(ParamGroupScheduler):
                         f"CyclicLRCallback: a param group has base_lr {b} and max_lr {m}. Only a frozen group"
                         " (configured lr 0) may have 0, and then both are 0. Give it positive bounds."
                     )
-        return {"base_lrs": base_lrs, "max_lrs": max_lrs, **self.schedule_kwargs, **self._step_sizes(trainer)}
+        return base_lrs, max_lrs
 
     def _step_sizes(self, trainer: pl.Trainer) -> dict[str, int | None]:
         """``step_size_up``/``step_size_down`` in optimizer steps."""
         up, down = self.schedule_kwargs["step_size_up"], self.schedule_kwargs["step_size_down"]
         if self.step_size_unit == "steps":
             return {"step_size_up": up, "step_size_down": down}
-        if trainer.train_dataloader is None:  # at `on_fit_start`: Lightning loads the data for its own estimate
-            _ = trainer.estimated_stepping_batches
         batches = trainer.num_training_batches  # one epoch as the Trainer runs it: `limit_train_batches`, per process
         if not math.isfinite(batches) or batches < 1:
             raise MisconfigurationException(

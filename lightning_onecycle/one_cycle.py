@@ -78,7 +78,7 @@ class OneCycleCallback(ParamGroupScheduler):
         cycle_momentum: ``True`` requires momentum/betas in every group, ``None``
             cycles where available and warns once, ``False`` leaves momentum alone.
         keep_group_ratios: With a float ``max_lr``, scale groups by their configured ratio.
-            A group configured at lr 0 is frozen and left alone (unless a list ``max_lr`` gives it one).
+            A group configured at lr 0 is then frozen and left alone (``False``, or a list, gives it an lr).
         max_lr_factor: Multiplies the range test's suggestion (e.g. ``0.5`` for margin).
         log_every_n_steps: Log lr and momentum every this many steps (``0``: never).
 

@@ -140,7 +140,8 @@ class ParamGroupScheduler(Callback):
                 " `momentum` > 0 or `betas`. Use an optimizer with momentum (SGD(momentum=0.9), Adam, AdamW, ...)"
                 " or pass cycle_momentum=None/False."
             )
-        self._check_before_training(trainer)
+        if self._resolved is None:  # a resumed fit has its settings back from the checkpoint: nothing to check
+            self._check_before_training(trainer)
         if missing and self.cycle_momentum is None:
             rank_zero_warn(
                 f"{name}: param group(s) {missing} have no momentum or betas; only their learning rate is cycled."

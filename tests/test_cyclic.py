@@ -86,13 +86,18 @@ def test_a_frozen_group_given_a_positive_bound_is_an_error(tmp_path):
 
 @pytest.mark.parametrize(
     "flags, per_epoch",
-    [({}, 8), ({"limit_train_batches": 4}, 4), ({"accumulate_grad_batches": 2}, 4)],
-    ids=["full-epoch", "limited", "accumulated"],
+    [
+        ({"max_epochs": 2}, 8),
+        ({"max_epochs": 2, "limit_train_batches": 4}, 4),
+        ({"max_epochs": 2, "accumulate_grad_batches": 2}, 4),
+        ({"max_epochs": -1, "max_steps": 16}, 8),
+    ],
+    ids=["full-epoch", "limited", "accumulated", "max-steps-only"],
 )
 def test_step_sizes_in_epochs_follow_the_epoch_the_trainer_runs(tmp_path, flags, per_epoch):
     callback = CyclicLRCallback(base_lr=0.001, max_lr=0.01, step_size_up=0.5, step_size_unit="epochs")
     probe = OptimizerProbe()
-    make_trainer(tmp_path, [callback, probe], max_epochs=2, **flags).fit(TinyClassifier())
+    make_trainer(tmp_path, [callback, probe], **flags).fit(TinyClassifier())
     up = per_epoch // 2
     s = CyclicSchedule(base_lr=0.001, max_lr=0.01, step_size_up=up)
     assert callback.schedules[0][0].step_size_up == up
@@ -116,3 +121,13 @@ def test_step_sizes_in_epochs_need_an_epoch_length(tmp_path):
 def test_step_size_unit_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CyclicLRCallback(base_lr=0.001, max_lr=0.01, **kwargs)
+
+
+def test_wrong_bounds_fail_before_a_range_test_sweeps(tmp_path):
+    from lightning_onecycle import LRRangeTestCallback
+
+    model, probe = TinyClassifier(), OptimizerProbe()
+    callbacks = [LRRangeTestCallback(num_steps=20), CyclicLRCallback(base_lr=[1e-3, 1e-3], max_lr=0.01), probe]
+    with pytest.raises(MisconfigurationException, match="has 2 values, but the optimizer.s. have 1 param groups"):
+        make_trainer(tmp_path, callbacks).fit(model)
+    assert probe.lrs == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import lightning.pytorch as pl
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -400,3 +401,45 @@ def test_a_frozen_group_at_lr_0_is_left_alone(tmp_path, probe, max_lr):
     assert [v[1] for v in probe.lrs] == pytest.approx(lrs, rel=1e-12)
     assert [v[1] for v in probe.momentums] == pytest.approx(moms, rel=1e-12)
     assert all(torch.equal(a, b) for a, b in zip(body, model.body.parameters()))
+
+
+class _StatefulLoader(torch.utils.data.DataLoader):
+    """A DataLoader with state in checkpoints, as stateful loaders (torchdata, Lightning's) have."""
+
+    restored: list = []
+
+    def state_dict(self):
+        return {"position": 42}
+
+    def load_state_dict(self, state):
+        _StatefulLoader.restored.append(state)
+
+
+class _StatefulLoaderModel(TinyClassifier):
+    def train_dataloader(self):
+        return _StatefulLoader(super().train_dataloader().dataset, batch_size=8)
+
+
+def test_a_mid_epoch_resume_restores_the_loader_state_and_needs_no_step_count(tmp_path):
+    # The checks before training must not load the data early on resume (the loader's state would be lost)
+    # nor ask for a step count the checkpoint already holds.
+    class Crash(Exception):
+        pass
+
+    class SaveAndCrash(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 2:
+                trainer.save_checkpoint(tmp_path / "mid.ckpt")
+                raise Crash
+
+    class StopAt(pl.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            trainer.should_stop = trainer.should_stop or trainer.global_step >= 6
+
+    with pytest.raises(Crash):
+        make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1), SaveAndCrash()], max_epochs=2).fit(_StatefulLoaderModel())
+    _StatefulLoader.restored.clear()
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1), StopAt()], max_epochs=-1, max_steps=-1)
+    trainer.fit(_StatefulLoaderModel(), ckpt_path=tmp_path / "mid.ckpt")
+    assert _StatefulLoader.restored == [{"position": 42}]
+    assert trainer.global_step == 6
