@@ -206,9 +206,9 @@ class TransferClassifier(pl.LightningModule):
         logits = self(x)
         loss = F.cross_entropy(logits, y)
         self.train_acc(logits, y)
+        # `train_loss_step`: this batch, this process (no sync); `train_loss_epoch`/`train_loss`: the epoch's mean.
         self.train_loss(loss.detach(), weight=len(y))
-        self.log("train_loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)  # this process's
-        self.log("train_loss_epoch", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train_loss", self.train_loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 

@@ -37,7 +37,7 @@ def fitted(tmp_path_factory):
 def test_fit_on_digits_logs_metrics_and_beats_chance(fitted):
     trainer, _, _ = fitted
     metrics = trainer.callback_metrics
-    assert {"train_loss_step", "train_loss_epoch", "train_acc", "val_loss", "val_acc"} <= metrics.keys()
+    assert {"train_loss", "train_loss_step", "train_loss_epoch", "train_acc", "val_loss", "val_acc"} <= metrics.keys()
     assert metrics["val_acc"] > 0.5
     assert metrics["train_loss_epoch"] < 2.0  # chance is ln(10) = 2.30
 
