@@ -325,6 +325,7 @@ class LRRangeTestCallback(Callback):
             self.result = None
             rank_zero_warn("LRRangeTestCallback: skipping the range test because `fast_dev_run` is enabled.")
         else:
+            self.result = None  # until this fit's test has a result: a failed sweep leaves none
             self.result = self._run(trainer, pl_module)
             self._report(trainer)
         if self.stop_after_test:

@@ -579,3 +579,18 @@ def test_a_fit_that_has_nothing_left_to_train_keeps_the_result(tmp_path) -> None
     trainer.fit(model)  # max_epochs already reached: no training, no test
     assert range_test.result is first
     assert model.calls == calls
+
+
+class NoLossModel(RangeTestModel):
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        super().training_step(batch, batch_idx)
+        return None
+
+
+def test_a_fit_whose_sweep_fails_holds_no_result_from_an_earlier_fit(tmp_path) -> None:
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=1e-2, num_steps=12)
+    make_trainer(tmp_path, [range_test], max_epochs=1).fit(RangeTestModel())
+    assert range_test.suggested_lr is not None
+    with pytest.raises(MisconfigurationException, match="needs `training_step` to return the loss"):
+        make_trainer(tmp_path, [range_test], max_epochs=1).fit(NoLossModel())
+    assert range_test.result is None

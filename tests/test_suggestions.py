@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -254,3 +255,15 @@ def test_auto_is_edge_for_sgd_and_minimum_for_adaptive_optimizers() -> None:
     assert suggest(LRS, losses, "auto") == edge(LRS, losses)
     assert suggest(LRS, losses, "auto", adaptive=True) == minimum(LRS, losses)
     assert minimum(LRS, losses) < edge(LRS, losses)  # this curve falls 7x: well below the minimum
+
+
+def test_edge_ignores_negative_losses_before_the_minimum_without_warnings():
+    # One negative point in the skipped start; the climb past the minimum is all positive, so logs are fine there.
+    t = np.log10(np.geomspace(1e-5, 10, 60))
+    losses = 2.0 - np.tanh(t + 3) + np.exp(3 * (t - 0.5))
+    clean = edge_point(np.geomspace(1e-5, 10, 60), losses)
+    losses[0] = -0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = edge_point(np.geomspace(1e-5, 10, 60), losses)
+    assert found is not None and clean is not None and found[0] == clean[0]
