@@ -100,26 +100,25 @@ def test_weights_file_that_does_not_fit_names_keys_and_shapes(tmp_path):
     assert "features.4.weight: file (7, 16, 3, 3) vs model (32, 16, 3, 3)" in message
 
 
-def test_weights_errors_for_bad_paths_and_names(tmp_path):
-    with pytest.raises(FileNotFoundError, match="No weights file at"):
-        TransferClassifier("smallcnn", num_classes=10, weights=str(tmp_path / "missing.pth"))
-    with pytest.raises(ValueError, match="'smallcnn' has no named weights"):
-        TransferClassifier("smallcnn", num_classes=10, weights="DEFAULT")
-    with pytest.raises(ValueError, match=r"Unknown weights 'IMAGENET9K' for 'resnet18': choose one of \['IMAGENET1K_V1'"):
-        TransferClassifier("resnet18", num_classes=10, weights="IMAGENET9K")
-    with pytest.raises(ValueError, match="Did you mean 'resnet18'"):
-        TransferClassifier("resnet81", num_classes=10)
-    with pytest.raises(ValueError, match="Did you mean 'resnet18'"):  # the model is checked before its weights
-        TransferClassifier("resnet81", num_classes=10, weights="DEFAULT")
-    with pytest.raises(ValueError, match="'ResNet18_Weights.IMAGENET1K_V1' are the weights of another model"):
-        TransferClassifier("resnet50", num_classes=10, weights="ResNet18_Weights.IMAGENET1K_V1")
-    with pytest.raises(ValueError, match=r"Unknown weights 'ResNet18_Weights.IMAGENET9K' for 'resnet18'"):
-        TransferClassifier("resnet18", num_classes=10, weights="ResNet18_Weights.IMAGENET9K")
-    with pytest.raises(ValueError, match="num_classes >= 2"):
-        TransferClassifier("smallcnn", num_classes=1)
+@pytest.mark.parametrize(
+    "name, kwargs, error, message",
+    [
+        ("smallcnn", {"weights": "missing.pth"}, FileNotFoundError, "No weights file at .* Pass weights=None"),
+        ("smallcnn", {"weights": "DEFAULT"}, ValueError, "'smallcnn' has no named weights"),
+        ("resnet18", {"weights": "IMAGENET9K"}, ValueError, r"Unknown weights 'IMAGENET9K' for 'resnet18': choose"),
+        ("resnet81", {}, ValueError, "Did you mean 'resnet18'"),
+        ("resnet81", {"weights": "DEFAULT"}, ValueError, "Did you mean 'resnet18'"),  # the model before its weights
+        ("resnet50", {"weights": "ResNet18_Weights.IMAGENET1K_V1"}, ValueError, "are the weights of another model"),
+        ("resnet18", {"weights": "ResNet18_Weights.IMAGENET9K"}, ValueError, "Unknown weights 'ResNet18_Weights"),
+        ("smallcnn", {"num_classes": 1}, ValueError, "num_classes >= 2"),
+        ("smallcnn", {"weights": "no_weights.pth"}, RuntimeError, r"No state_dict in .*found \['epoch', 'optimizer'\]"),
+    ],
+)
+def test_weights_and_names_errors(tmp_path, monkeypatch, name, kwargs, error, message):
+    monkeypatch.chdir(tmp_path)
     torch.save({"epoch": 3, "optimizer": {}}, tmp_path / "no_weights.pth")
-    with pytest.raises(RuntimeError, match=r"No state_dict in .*found \['epoch', 'optimizer'\]"):
-        TransferClassifier("smallcnn", num_classes=10, weights=tmp_path / "no_weights.pth")
+    with pytest.raises(error, match=message):
+        TransferClassifier(name, **{"num_classes": 10, **kwargs})
 
 
 def test_named_weights_offline_say_how_to_proceed(tmp_path, monkeypatch):
