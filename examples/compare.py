@@ -76,7 +76,7 @@ add("--fixed-lr", type=Optional[PositiveFloat], default=None, help="LR of the fi
 add("--range-test-steps", type=PositiveInt, default=100, help="Steps of the LR range test (at least 10).")
 add("--range-test-min-lr", type=PositiveFloat, default=1e-6, help="First LR of the range test.")
 add("--range-test-max-lr", type=PositiveFloat, default=10.0, help="Last LR of the range test.")
-add("--suggestion", type=str, choices=[AUTO, *sorted(STRATEGIES)], default=DEFAULT_STRATEGY, help="How the range test "
+add("--suggestion", type=Literal[(AUTO, *sorted(STRATEGIES))], default=DEFAULT_STRATEGY, help="How the range test "
     "picks its LR from the loss curve.")  # fmt: skip
 add("--limit-train-batches", type=Union[int, float], default=1.0, help="Batches per epoch (int) or share (float).")
 add("--limit-val-batches", type=Union[int, float], default=1.0, help="Validation batches (int) or share (float).")

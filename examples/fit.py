@@ -60,7 +60,7 @@ add("--name", type=Optional[str], default=None, help="Run name in TensorBoard; d
 add("--dataset", type=Literal["digits", "hymenoptera"], default="digits", help="digits: offline, 10 classes; "
     "hymenoptera: the tutorial's ants and bees, downloaded into --data-dir.")  # fmt: skip
 add("--data-dir", type=str, default="data/hymenoptera_data", help="Folder of the hymenoptera data.")
-add("--image-size", type=Optional[PositiveInt], default=None, help="Image side; default 32 (digits), 224.")
+add("--image-size", type=Optional[PositiveInt], default=None, help="Image side; default 32 (digits), 224 (hymenoptera).")
 add("--batch-size", type=PositiveInt, default=64, help="Samples per batch.")
 add("--num-workers", type=NonNegativeInt, default=0, help="DataLoader worker processes.")
 # Model
@@ -81,7 +81,7 @@ add("--max-lr", type=Optional[PositiveFloat], default=None, help="Peak LR: 1cycl
 add("--range-test-steps", type=PositiveInt, default=100, help="Steps of the LR range test (at least 10).")
 add("--range-test-min-lr", type=PositiveFloat, default=1e-6, help="First LR of the range test.")
 add("--range-test-max-lr", type=PositiveFloat, default=10.0, help="Last LR of the range test.")
-add("--suggestion", type=str, choices=[AUTO, *sorted(STRATEGIES)], default=DEFAULT_STRATEGY, help="How the range test "
+add("--suggestion", type=Literal[(AUTO, *sorted(STRATEGIES))], default=DEFAULT_STRATEGY, help="How the range test "
     "picks its LR from the loss curve.")  # fmt: skip
 add("--clr-div-factor", type=PositiveFloat, default=6.0, help="CLR's lower bound is --max-lr / this.")
 add("--clr-step-epochs", type=PositiveFloat, default=2.0, help="Epochs from CLR's lower to upper bound.")

@@ -17,7 +17,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.optim import Optimizer
@@ -107,6 +107,13 @@ class ParamGroupScheduler(Callback):
                 raise MisconfigurationException(
                     f"{type(self).__name__} and {', '.join(others)} would both set the learning rate every step,"
                     " and the last one would silently win. Keep one of them in the Trainer's callbacks."
+                )
+            if self.log_every_n_steps and any(isinstance(c, LearningRateMonitor) for c in trainer.callbacks):
+                rank_zero_warn(
+                    f"{type(self).__name__} logs lr and momentum itself, under LearningRateMonitor's names: with a"
+                    " LearningRateMonitor as well, each lr tag gets two values per step, one of them a step late."
+                    f" Remove the LearningRateMonitor, or pass log_every_n_steps=0 to {type(self).__name__}.",
+                    category=UserWarning,
                 )
             self._check_trainer(trainer)
 
@@ -242,7 +249,8 @@ def total_steps_from_trainer(trainer: pl.Trainer, owner: str) -> int:
     if estimated is None or not math.isfinite(estimated) or estimated < 1:
         raise MisconfigurationException(
             f"{owner} could not tell how many optimizer steps this run has (the Trainer estimates {estimated}):"
-            " the training data has no length (an IterableDataset) or max_epochs=-1 without max_steps. Set"
+            " the training data has no length (an IterableDataset), or no max_epochs/max_steps bounds the run"
+            " (max_epochs=-1, or only max_time). Set"
             " `Trainer(max_steps=...)` or pass `total_steps=...` to the callback."
         )
     return int(estimated)

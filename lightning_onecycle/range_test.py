@@ -206,7 +206,7 @@ class LRRangeTestCallback(Callback):
         mode: SweepMode = "exponential",
         smoothing: float = 0.98,
         divergence_threshold: float | None = 4.0,
-        suggestion: Union[str, SuggestionFn] = DEFAULT_STRATEGY,
+        suggestion: Union[SuggestionFn, str] = DEFAULT_STRATEGY,  # callable first: a config's dotted path imports
         stop_after_test: bool = False,
         weight_decays: Sequence[float] | None = None,
         update_attr: bool | str = False,

@@ -163,7 +163,7 @@ def test_fit_reads_flags_from_a_config_file(tmp_path, monkeypatch, capsys) -> No
         (["--policy", "sgdr"], "policy"),
         (["--dataset", "cifar10"], "dataset"),
         (["--max-lr", "-0.1"], "max_lr"),
-        (["--suggestion", "middle"], "invalid choice: 'middle'"),
+        (["--suggestion", "middle"], "'minimum', 'steepest', 'valley']. Got value: middle"),
         (["--no-find-lr"], "--no-find-lr needs --max-lr"),
         (["--model", "resnet1800", "--max-lr", "0.1"], "Unknown model 'resnet1800'"),
         (["--freeze-backbone", "true", "--backbone-lr-ratio", "0.1", "--max-lr", "0.1"], "backbone_lr_ratio"),

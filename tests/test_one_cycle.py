@@ -443,3 +443,17 @@ def test_a_mid_epoch_resume_restores_the_loader_state_and_needs_no_step_count(tm
     trainer.fit(_StatefulLoaderModel(), ckpt_path=tmp_path / "mid.ckpt")
     assert _StatefulLoader.restored == [{"position": 42}]
     assert trainer.global_step == 6
+
+
+def test_a_learning_rate_monitor_alongside_gets_a_warning(tmp_path):
+    from lightning.pytorch.callbacks import LearningRateMonitor
+
+    callbacks = [LearningRateMonitor(logging_interval="step"), OneCycleCallback(max_lr=0.1)]
+    logger = TensorBoardLogger(str(tmp_path), name="tb")
+    with pytest.warns(UserWarning, match="Remove the LearningRateMonitor, or pass log_every_n_steps=0"):
+        make_trainer(tmp_path, callbacks, logger=logger).fit(TinyClassifier())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet = [LearningRateMonitor(logging_interval="step"), OneCycleCallback(max_lr=0.1, log_every_n_steps=0)]
+        make_trainer(tmp_path, quiet, logger=TensorBoardLogger(str(tmp_path), name="tb2")).fit(TinyClassifier())
+    assert not [w for w in caught if "LearningRateMonitor" in str(w.message)]

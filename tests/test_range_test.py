@@ -594,3 +594,17 @@ def test_a_fit_whose_sweep_fails_holds_no_result_from_an_earlier_fit(tmp_path) -
     with pytest.raises(MisconfigurationException, match="needs `training_step` to return the loss"):
         make_trainer(tmp_path, [range_test], max_epochs=1).fit(NoLossModel())
     assert range_test.result is None
+
+
+def test_a_config_names_a_suggestion_function_by_its_import_path() -> None:
+    # LightningCLI/jsonargparse: a dotted path imports the callable; a strategy name stays a string.
+    from jsonargparse import ArgumentParser
+
+    from lightning_onecycle.suggestions import valley
+
+    parser = ArgumentParser()
+    parser.add_class_arguments(LRRangeTestCallback, "range_test")
+    parsed = parser.parse_args(["--range_test.suggestion", "lightning_onecycle.suggestions.valley"])
+    assert parser.instantiate_classes(parsed).range_test.suggestion is valley
+    parsed = parser.parse_args(["--range_test.suggestion", "minimum"])
+    assert parser.instantiate_classes(parsed).range_test.suggestion == "minimum"
