@@ -52,10 +52,11 @@ class OneCycleCallback(ParamGroupScheduler):
     Replaces ``torch.optim.lr_scheduler.OneCycleLR`` in ``configure_optimizers``
     (return only the optimizer). Values are identical to ``OneCycleLR``'s for the
     same settings (with several param groups, ``keep_group_ratios=False`` gives a
-    float ``max_lr`` to every group as ``OneCycleLR`` does); defaults are ``OneCycleLR``'s. Unlike ``OneCycleLR`` it finds
-    the number of steps itself, survives resume, holds the final value if training
-    runs past the last step, and takes its peak lr from an
-    :class:`~lightning_onecycle.LRRangeTestCallback` when one runs first.
+    float ``max_lr`` to every group as ``OneCycleLR`` does); defaults are
+    ``OneCycleLR``'s. Unlike ``OneCycleLR`` it finds the number of steps itself,
+    survives resume, holds the final value if training runs past the last step,
+    and takes its peak lr from an :class:`~lightning_onecycle.LRRangeTestCallback`
+    when one runs first.
 
     Args:
         max_lr: Peak learning rate. ``None`` (default): the range test's suggestion
@@ -199,7 +200,10 @@ class OneCycleCallback(ParamGroupScheduler):
 
     def _build(self, resolved: dict[str, Any]) -> list[list[Schedule | None]]:
         kwargs = {k: v for k, v in resolved.items() if k != "max_lrs"}
-        return [[OneCycleSchedule(max_lr=lr, **kwargs) if lr > 0 else None for lr in lrs] for lrs in resolved["max_lrs"]]
+        # A group at lr 0 is frozen: no schedule, left alone.
+        return [
+            [OneCycleSchedule(max_lr=lr, **kwargs) if lr > 0 else None for lr in lrs] for lrs in resolved["max_lrs"]
+        ]
 
 
 def _validate_max_lr(max_lr: Any, owner: str) -> None:

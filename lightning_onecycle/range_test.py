@@ -133,10 +133,10 @@ class LRRangeTestCallback(Callback):
 
     The sweep draws batches from ``trainer.train_dataloader``, starting it again
     after each epoch's worth (``limit_train_batches`` applies), so short epochs
-    and ``max_epochs`` do not cut it short. Mixed precision, gradient clipping, ``accumulate_grad_batches`` (each
-    sweep point is one optimizer step over that many batches) and DDP (the loss
-    is averaged across ranks, so all ranks stop together and agree) apply as in
-    training. Steps that AMP's GradScaler skips are retried at the same lr.
+    and ``max_epochs`` do not cut it short. Mixed precision, gradient clipping,
+    ``accumulate_grad_batches`` (each sweep point is one optimizer step over that
+    many batches) and DDP (the loss is averaged across ranks, so all ranks stop
+    together and agree) apply as in training. Steps that AMP's GradScaler skips are retried at the same lr.
     During the sweep ``self.log`` calls are ignored and torchmetrics metrics of
     the module are reset afterwards; callbacks' ``on_before_backward``,
     ``on_after_backward`` and ``on_before_optimizer_step`` hooks do run (check
