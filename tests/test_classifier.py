@@ -1,4 +1,9 @@
+import json
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 from urllib.error import URLError
 
 import lightning.pytorch as pl
@@ -271,3 +276,15 @@ def test_epoch_losses_are_the_means_over_all_samples(fitted):
     logits, targets = torch.cat([p for p, _ in pairs]), torch.cat([t for _, t in pairs])
     assert len(pairs[-1][1]) != 32
     assert float(trainer.callback_metrics["val_loss"]) == pytest.approx(float(F.cross_entropy(logits, targets)), rel=1e-5)
+
+
+def test_epoch_metrics_agree_across_ddp_processes(tmp_path):
+    # Each rank sees its own shard: unsynced epoch losses would differ between the ranks.
+    here = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": str(here), "PL_DISABLE_FORK": "1"}
+    script = here / "_ddp_classifier.py"
+    subprocess.run([sys.executable, str(script), str(tmp_path)], env=env, check=True, timeout=300, cwd=tmp_path)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for key in ("val_loss", "val_acc", "train_loss_epoch", "train_acc"):
+        assert ranks[0][key] == ranks[1][key], key
+    assert 0 < ranks[0]["val_loss"] < 10
