@@ -159,6 +159,26 @@ def window(lrs: list[float], mean_accs: list[float], within: float) -> float:
     return math.log10(max(good) / min(good))
 
 
+class Trainings:
+    """Full 1cycle trainings of one task by (max LR, seed), each run once (strategies often agree),
+    with their wall times for the grid search's cost estimate."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.accs: dict[tuple[float, int], float] = {}
+        self.seconds: list[float] = []
+
+    def accuracy(self, lr: float | None, seed: int) -> float | None:
+        """Best validation accuracy of the training at ``lr``; ``None`` for no suggestion."""
+        if lr is None:
+            return None
+        if (lr, seed) not in self.accs:
+            began = time.perf_counter()
+            self.accs[lr, seed] = train_one_cycle(self.task, lr, seed)
+            self.seconds.append(time.perf_counter() - began)
+        return self.accs[lr, seed]
+
+
 def evaluate(task: Task, grid: dict) -> dict:
     seeds = grid["seeds"]
     means = [statistics.mean(a) for a in grid["accs"]]
@@ -171,8 +191,7 @@ def evaluate(task: Task, grid: dict) -> dict:
         "window_decades": {"1pp": window(grid["lrs"], means, 0.01), "5pp": window(grid["lrs"], means, 0.05)},
         "methods": {},
     }
-    trained: dict[tuple[float, int], float] = {}  # strategies often agree: train each (lr, seed) once
-    training_s: list[float] = []
+    trained = Trainings(task)
     for range_test in RANGE_TESTS:
         for seed in seeds:
             start = time.perf_counter()
@@ -182,17 +201,13 @@ def evaluate(task: Task, grid: dict) -> dict:
             seconds = time.perf_counter() - start
             for method, lr in suggestions.items():
                 entry = report["methods"].setdefault(method, {"lrs": [], "accs": [], "seconds": []})
-                if lr is not None and (lr, seed) not in trained:
-                    began = time.perf_counter()
-                    trained[lr, seed] = train_one_cycle(task, lr, seed)
-                    training_s.append(time.perf_counter() - began)
                 entry["lrs"].append(lr)
-                entry["accs"].append(trained[lr, seed] if lr is not None else None)
+                entry["accs"].append(trained.accuracy(lr, seed))
                 entry["seconds"].append(seconds)
     report["methods"].update(probe_suggestions(task, seeds, report["methods"][f"ours: {DEFAULT_STRATEGY}"], trained))
     picked = one_run_per_lr(grid)
     if picked is not None:  # its "range test" is the whole grid: one training run per grid LR
-        cost = len(grid["lrs"]) * statistics.mean(training_s) if training_s else math.nan
+        cost = len(grid["lrs"]) * statistics.mean(trained.seconds) if trained.seconds else math.nan
         report["methods"][GRID_ONE_SEED] = {**picked, "seconds": [cost] * len(seeds)}
     for entry in report["methods"].values():
         # A range test that suggests nothing scores chance level: 0 accuracy for that seed.
@@ -201,7 +216,7 @@ def evaluate(task: Task, grid: dict) -> dict:
     return report
 
 
-def probe_suggestions(task: Task, seeds: list[int], ours: dict, trained: dict[tuple[float, int], float]) -> dict:
+def probe_suggestions(task: Task, seeds: list[int], ours: dict, trained: Trainings) -> dict:
     """A confirmation step after the range test: short 1cycle runs at the suggestion and a quarter
     decade either side; the winner by each rule in :data:`PROBE_RULES` gets the full training."""
     rows: dict[str, dict[str, list]] = {name: {"lrs": [], "accs": [], "seconds": []} for name in PROBE_RULES}
@@ -218,10 +233,8 @@ def probe_suggestions(task: Task, seeds: list[int], ours: dict, trained: dict[tu
             picks = {name: candidates[rule(runs)] for name, rule in PROBE_RULES.items()}
         spent = seconds + time.perf_counter() - began
         for name, pick in picks.items():
-            if pick is not None and (pick, seed) not in trained:
-                trained[pick, seed] = train_one_cycle(task, pick, seed)
             rows[name]["lrs"].append(pick)
-            rows[name]["accs"].append(trained[pick, seed] if pick is not None else None)
+            rows[name]["accs"].append(trained.accuracy(pick, seed))
             rows[name]["seconds"].append(spent)
     return rows
 

@@ -547,15 +547,10 @@ def test_fast_dev_run_skips_the_test_and_one_cycle_peaks_at_the_configured_lr(tm
     assert probe.train_lrs == [[OneCycleSchedule(max_lr=0.02, total_steps=1).lr(0)]]
 
 
-class StreamOnlyModel(RangeTestModel):
-    def train_dataloader(self) -> torch.utils.data.DataLoader:
-        return torch.utils.data.DataLoader(_ThreeBatchStream(), batch_size=32)
-
-
 @pytest.mark.parametrize(
     "case",
     [
-        ({"max_lr": None}, StreamOnlyModel, "could not tell how many optimizer steps"),
+        ({"max_lr": None}, StreamModel, "could not tell how many optimizer steps"),
         ({"max_lr": [0.1, 0.2, 0.3]}, RangeTestModel, "has 3 values, but the optimizer.s. have 1 param groups"),
     ],
     ids=["unknown-length", "wrong-list"],
