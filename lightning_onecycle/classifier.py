@@ -174,9 +174,11 @@ class TransferClassifier(pl.LightningModule):
 
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         # Epoch means as metrics: synced across processes once an epoch (DDP), not every step.
         self.train_loss = MeanMetric()
         self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
 
     @property
     def head(self) -> nn.Linear:
@@ -212,13 +214,26 @@ class TransferClassifier(pl.LightningModule):
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         x, y = batch
         logits = self(x)
-        self.val_acc(logits, y)
-        self.val_loss(F.cross_entropy(logits, y), weight=len(y))
-        self.log("val_loss", self.val_loss, on_epoch=True, prog_bar=True)
-        self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True)
+        accuracy, mean_loss = getattr(self, f"{stage}_acc"), getattr(self, f"{stage}_loss")
+        accuracy(logits, y)
+        mean_loss(F.cross_entropy(logits, y), weight=len(y))
+        self.log(f"{stage}_loss", mean_loss, on_epoch=True, prog_bar=True)
+        self.log(f"{stage}_acc", accuracy, on_epoch=True, prog_bar=True)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """Logs ``test_loss`` and ``test_acc``, the means over the test set (``trainer.test``)."""
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Class probabilities of a batch of images, or of an ``(images, labels)`` batch (``trainer.predict``)."""
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(x).softmax(dim=-1)
 
     def configure_optimizers(self) -> Any:
         """The optimizer over the trainable parameters, plus a ``StepLR`` if ``step_lr`` is set.

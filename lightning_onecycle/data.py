@@ -3,20 +3,27 @@
 :class:`DigitsDataModule` needs no network and no disk: 1797 8x8 digits bundled
 with scikit-learn, upsampled to 3-channel images a torchvision network accepts.
 :class:`ImageFolderDataModule` reads ``data_dir/train/<class>/*.jpg`` and
-``data_dir/val/<class>/*.jpg`` with the PyTorch transfer-learning tutorial's
-transforms; :class:`HymenopteraDataModule` is that tutorial's ants/bees set,
-downloaded on first use.
+``data_dir/val/<class>/*.jpg`` (and ``data_dir/test/`` if there is one) with the
+PyTorch transfer-learning tutorial's transforms; :class:`HymenopteraDataModule`
+is that tutorial's ants/bees set, downloaded on first use.
+
+``trainer.test`` reads the test split; a module without one (the tutorial's
+ants/bees, digits with ``test_fraction=0``) tests on the validation split and
+warns that it does.
 """
 
 from __future__ import annotations
 
+import math
 from http.client import HTTPException
 from pathlib import Path
 from urllib.error import URLError
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_warn
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, TensorDataset
@@ -30,7 +37,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class _TrainValDataModule(pl.LightningDataModule):
-    """What the data modules share: image size, loader settings, a train and a val set, their loaders."""
+    """What the data modules share: image size, loader settings, train/val/test sets, their loaders."""
 
     def __init__(self, image_size: int, batch_size: int, num_workers: int) -> None:
         super().__init__()
@@ -45,6 +52,7 @@ class _TrainValDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         return DataLoader(
@@ -61,21 +69,32 @@ class _TrainValDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)
 
+    def test_dataloader(self) -> DataLoader:
+        """The test split; the validation split, with a warning, when there is no test split."""
+        if self.test_set is None:
+            rank_zero_warn(f"{type(self).__name__} has no test split: testing on the validation split.")
+            return self._loader(self.val_set, shuffle=False)
+        return self._loader(self.test_set, shuffle=False)
+
 
 class DigitsDataModule(_TrainValDataModule):
     """scikit-learn's 8x8 digits as normalised 3-channel ``image_size`` images, 10 classes.
 
-    The split is stratified and fixed by ``seed``; images are upsampled
+    The splits are stratified and fixed by ``seed``; images are upsampled
     bilinearly and normalised with the mean and std of the training split
     (stored as ``mean`` and ``std`` after :meth:`setup`). The tensors are built
-    once, in the first :meth:`setup`.
+    once, in the first :meth:`setup`. With ``test_fraction > 0`` the test images
+    are set aside first, then the validation images from the rest; with the
+    default ``0`` the train/val split is the same as without a test split, and
+    ``trainer.test`` tests on the validation split (with a warning).
 
     Args:
         image_size: side of the square images (8 keeps the originals).
         batch_size: samples per batch.
         val_fraction: share of the 1797 images held out for validation.
-        seed: seed of the train/val split.
+        seed: seed of the splits.
         num_workers: DataLoader worker processes.
+        test_fraction: share of the 1797 images held out for ``trainer.test``.
 
     Raises:
         ValueError: on an out-of-range argument.
@@ -87,6 +106,10 @@ class DigitsDataModule(_TrainValDataModule):
         >>> x, y = next(iter(dm.train_dataloader()))
         >>> tuple(x.shape), len(dm.train_set), len(dm.val_set), dm.num_classes
         ((8, 3, 16, 16), 1437, 360, 10)
+        >>> dm = DigitsDataModule(val_fraction=0.2, test_fraction=0.2)
+        >>> dm.setup("fit")
+        >>> len(dm.train_set), len(dm.val_set), len(dm.test_set)
+        (1077, 360, 360)
     """
 
     num_classes = 10
@@ -98,12 +121,19 @@ class DigitsDataModule(_TrainValDataModule):
         val_fraction: float = 0.2,
         seed: int = 0,
         num_workers: int = 0,
+        test_fraction: float = 0.0,
     ) -> None:
         super().__init__(image_size, batch_size, num_workers)
         if not 0 < val_fraction < 1:
             raise ValueError(f"Expected 0 < val_fraction < 1, but got {val_fraction}.")
+        if not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+            raise ValueError(
+                f"Expected 0 <= test_fraction and val_fraction + test_fraction < 1 (some images must be left to "
+                f"train on), but got val_fraction={val_fraction} and test_fraction={test_fraction}."
+            )
         self.save_hyperparameters()
         self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
         self.seed = seed
         self.mean: float | None = None
         self.std: float | None = None
@@ -116,30 +146,38 @@ class DigitsDataModule(_TrainValDataModule):
         if self.image_size != images.shape[-1]:
             images = F.interpolate(images, size=self.image_size, mode="bilinear", align_corners=False)
         labels = torch.as_tensor(digits.target, dtype=torch.long)
-        train_idx, val_idx = train_test_split(
-            torch.arange(len(labels)).numpy(),
-            test_size=self.val_fraction,
-            random_state=self.seed,
-            stratify=labels.numpy(),
-        )
-        train_idx, val_idx = torch.as_tensor(train_idx), torch.as_tensor(val_idx)
+        rest_idx, test_idx = np.arange(len(labels)), None
+        if self.test_fraction > 0:
+            rest_idx, test_idx = self._split(rest_idx, labels, math.ceil(self.test_fraction * len(labels)))
+        train_idx, val_idx = self._split(rest_idx, labels, math.ceil(self.val_fraction * len(labels)))
         self.mean = images[train_idx].mean().item()
         self.std = images[train_idx].std().item()
         images = ((images - self.mean) / self.std).expand(-1, 3, -1, -1).contiguous()
         self.train_set = TensorDataset(images[train_idx], labels[train_idx])
         self.val_set = TensorDataset(images[val_idx], labels[val_idx])
+        if test_idx is not None:
+            self.test_set = TensorDataset(images[test_idx], labels[test_idx])
+
+    def _split(self, indices: np.ndarray, labels: torch.Tensor, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """``indices`` split into (kept, ``count`` held out), stratified by label."""
+        kept, held_out = train_test_split(
+            indices, test_size=count, random_state=self.seed, stratify=labels.numpy()[indices]
+        )
+        return kept, held_out
 
 
 class ImageFolderDataModule(_TrainValDataModule):
     """Images in ``data_dir/train/<class>/`` and ``data_dir/val/<class>/``, with the tutorial's transforms.
 
-    Train: ``RandomResizedCrop(image_size)`` and ``RandomHorizontalFlip``; val:
-    ``Resize(image_size * 256 / 224)`` and ``CenterCrop(image_size)``; both
-    normalised with the ImageNet mean and std, as pretrained torchvision weights
-    expect.
+    Train: ``RandomResizedCrop(image_size)`` and ``RandomHorizontalFlip``; val
+    and test: ``Resize(image_size * 256 / 224)`` and ``CenterCrop(image_size)``;
+    all normalised with the ImageNet mean and std, as pretrained torchvision
+    weights expect. A ``data_dir/test/`` folder, if there is one, is the test
+    split; without it ``trainer.test`` tests on ``val/`` (with a warning).
 
     Args:
-        data_dir: folder holding ``train/`` and ``val/``, one sub-folder per class in each.
+        data_dir: folder holding ``train/`` and ``val/`` (and optionally ``test/``),
+            one sub-folder per class in each.
         image_size: side of the crops (224 in the tutorial; smaller for tests).
         batch_size: samples per batch.
         num_workers: DataLoader worker processes.
@@ -148,8 +186,8 @@ class ImageFolderDataModule(_TrainValDataModule):
         FileNotFoundError: from :meth:`prepare_data`, :meth:`setup` or
             :attr:`num_classes` when ``data_dir``, its ``train/`` or its ``val/``
             is missing.
-        ValueError: if ``train/`` and ``val/`` have different classes, or on an
-            out-of-range argument.
+        ValueError: if ``train/``, ``val/`` (and ``test/``) have different classes,
+            or on an out-of-range argument.
 
     Example::
 
@@ -224,13 +262,16 @@ class ImageFolderDataModule(_TrainValDataModule):
             return
         self._check_layout()
         train_set = ImageFolder(self.data_dir / "train", transform=self.train_transform)
-        val_set = ImageFolder(self.data_dir / "val", transform=self.val_transform)
-        if train_set.classes != val_set.classes:
-            raise ValueError(
-                f"{self.data_dir}/train and {self.data_dir}/val must have the same class folders, "
-                f"but got {train_set.classes} and {val_set.classes}."
-            )
-        self.train_set, self.val_set = train_set, val_set
+        evaluated = {"val": ImageFolder(self.data_dir / "val", transform=self.val_transform)}
+        if (self.data_dir / "test").is_dir():
+            evaluated["test"] = ImageFolder(self.data_dir / "test", transform=self.val_transform)
+        for split, dataset in evaluated.items():
+            if dataset.classes != train_set.classes:
+                raise ValueError(
+                    f"{self.data_dir}/train and {self.data_dir}/{split} must have the same class folders, "
+                    f"but got {train_set.classes} and {dataset.classes}."
+                )
+        self.train_set, self.val_set, self.test_set = train_set, evaluated["val"], evaluated.get("test")
 
 
 class HymenopteraDataModule(ImageFolderDataModule):

@@ -47,6 +47,24 @@ def test_fit_on_digits_logs_metrics_and_beats_chance(fitted):
     assert metrics["train_loss_epoch"] < 2.0  # chance is ln(10) = 2.30
 
 
+def test_test_and_predict_report_on_the_test_split(fitted):
+    _, model, _ = fitted
+    data = DigitsDataModule(image_size=16, batch_size=32, test_fraction=0.1)  # the val split now lies in the test
+    data.setup("test")
+    results = _trainer().test(model, datamodule=data, verbose=False)
+    probabilities = torch.cat(_trainer().predict(model, data.test_dataloader()))
+
+    labels = data.test_set.tensors[1]
+    assert probabilities.shape == (len(labels), 10)
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(len(labels)))
+    accuracy = (probabilities.argmax(dim=1) == labels).float().mean().item()
+    assert results[0]["test_acc"] == pytest.approx(accuracy, abs=1e-6)
+    model.eval()
+    with torch.no_grad():
+        expected_loss = F.cross_entropy(model(data.test_set.tensors[0]), labels).item()
+    assert results[0]["test_loss"] == pytest.approx(expected_loss, rel=1e-5)
+
+
 def test_weights_from_a_lightning_checkpoint(fitted):
     _, model, ckpt = fitted
     loaded = TransferClassifier("smallcnn", num_classes=10, weights=ckpt)

@@ -65,9 +65,53 @@ def test_digits_are_normalised_with_training_statistics():
     assert 0.2 < dm.mean < 0.4
 
 
+def test_digits_test_split_is_disjoint_and_stratified():
+    without = DigitsDataModule(image_size=8, seed=3)
+    with_test = DigitsDataModule(image_size=8, seed=3, val_fraction=0.2, test_fraction=0.25)
+    without.setup("fit")
+    with_test.setup("test")
+
+    assert without.test_set is None
+    assert (len(with_test.train_set), len(with_test.val_set), len(with_test.test_set)) == (987, 360, 450)
+    splits = (with_test.train_set, with_test.val_set, with_test.test_set)
+    train, val, test = ({tuple(x.flatten().tolist()) for x, _ in split} for split in splits)
+    assert not (train & val or train & test or val & test)
+    test_counts = torch.bincount(with_test.test_set.tensors[1], minlength=10)
+    assert test_counts.min() >= 43 and test_counts.max() <= 47  # 45 per class, give or take rounding
+
+
+def test_test_loader_reads_the_test_split_or_warns_and_reads_val(tmp_path):
+    digits = DigitsDataModule(image_size=8, batch_size=500, test_fraction=0.1)
+    digits.setup("test")
+    assert len(next(iter(digits.test_dataloader()))[1]) == len(digits.test_set) == 180
+
+    no_test = DigitsDataModule(image_size=8, batch_size=500)
+    no_test.setup("test")
+    with pytest.warns(UserWarning, match="DigitsDataModule has no test split: testing on the validation split"):
+        loader = no_test.test_dataloader()
+    assert torch.equal(next(iter(loader))[1], no_test.val_set.tensors[1])
+
+    root = _make_image_folder(tmp_path / "imgs", per_split={"train": 2, "val": 1, "test": 3})
+    folder = ImageFolderDataModule(root, image_size=16, batch_size=8)
+    folder.setup("test")
+    assert next(iter(folder.test_dataloader()))[1].tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_image_folder_test_classes_must_match(tmp_path):
+    root = _make_image_folder(tmp_path / "imgs", per_split={"train": 1, "val": 1})
+    _make_image_folder(root, classes=("ants",), per_split={"test": 1})
+
+    with pytest.raises(ValueError, match=r"train and .*/test must have the same class folders"):
+        ImageFolderDataModule(root, image_size=16).setup("test")
+
+
 def test_digits_rejects_bad_arguments():
     with pytest.raises(ValueError, match="val_fraction"):
         DigitsDataModule(val_fraction=1.0)
+    with pytest.raises(ValueError, match="val_fraction=0.5 and test_fraction=0.5"):
+        DigitsDataModule(val_fraction=0.5, test_fraction=0.5)
+    with pytest.raises(ValueError, match="test_fraction=-0.1"):
+        DigitsDataModule(test_fraction=-0.1)
     with pytest.raises(ValueError, match="batch_size"):
         DigitsDataModule(batch_size=0)
 
