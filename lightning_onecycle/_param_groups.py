@@ -2,8 +2,8 @@
 
 One place knows that SGD and RMSprop keep momentum under ``"momentum"`` while
 Adam, AdamW, NAdam, RAdam and Adamax keep it as ``betas[0]``, that an lr may be
-a tensor (``capturable``/``fused`` optimizers), and how Lightning's
-``LearningRateMonitor`` names groups in the logs.
+a tensor (``capturable``/``fused`` optimizers), which optimizers a schedule
+cannot drive, and how Lightning's ``LearningRateMonitor`` names groups in the logs.
 """
 
 from __future__ import annotations
@@ -13,34 +13,102 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.optim import Optimizer
 
 MomentumKey = Literal["momentum", "betas"]
 
 
+def _positive(value: Any) -> bool:
+    """Whether ``value`` is a number (or one-element tensor) above 0; ``None`` and other non-numbers are not."""
+    try:
+        return float(value) > 0
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
 def momentum_key(group: dict[str, Any]) -> MomentumKey | None:
     """Where this group keeps its momentum, or ``None`` if it has none to cycle.
 
-    A group with ``momentum == 0`` (plain SGD, default RMSprop) has no momentum:
-    turning it on would change the optimizer, not schedule it.
+    A group with ``momentum == 0`` (plain SGD, default RMSprop) or ``betas[0] == 0``
+    (Adam as often set up for GANs) has no momentum: turning it on would change
+    the optimizer, not schedule it. Nor has a group whose momentum is not a number.
+
+    Example::
+
+        >>> momentum_key({"betas": (0.9, 0.999)}), momentum_key({"betas": (0.0, 0.99)}), momentum_key({"momentum": 0})
+        ('betas', None, None)
     """
     if "betas" in group:
-        return "betas"
-    if "momentum" in group and float(group["momentum"]) > 0:
+        betas = group["betas"]
+        return "betas" if isinstance(betas, (tuple, list)) and betas and _positive(betas[0]) else None
+    if "momentum" in group and _positive(group["momentum"]):
         return "momentum"
     return None
 
 
-ADAPTIVE_OPTIMIZERS = (torch.optim.Adagrad, torch.optim.Adadelta, torch.optim.RMSprop)
-"""Optimizers without ``betas`` that still scale each parameter's step by its gradient history."""
+ADAPTIVE_OPTIMIZERS = tuple(
+    cls
+    for cls in (
+        torch.optim.Adagrad,
+        torch.optim.Adadelta,
+        torch.optim.RMSprop,
+        getattr(torch.optim, "Adafactor", None),  # torch >= 2.5; its betas are not Adam's (beta2_decay)
+    )
+    if cls is not None
+)
+"""Optimizers without Adam-style ``betas`` that still scale each parameter's step by its gradient history."""
+
+LR_READ_ONCE = (torch.optim.Rprop,)
+"""Optimizers that read ``lr`` only at their first step (Rprop adapts its own step sizes from there):
+no schedule can change their learning rate."""
+
+
+def prepare_for_scheduling(optimizers: Sequence[Optimizer], owner: str) -> None:
+    """Check that every param group's lr can be scheduled, and give each group an lr of its own.
+
+    A tensor ``lr`` passed to an optimizer is one tensor object shared by every
+    group that inherits it and by ``optimizer.defaults``: filled in place for one
+    group, it would change them all (and a group added later would start from the
+    last value written). Such a group gets a copy.
+
+    Args:
+        optimizers: The trainer's optimizers.
+        owner: The callback's name, for messages.
+
+    Raises:
+        MisconfigurationException: For an optimizer that reads its lr only once
+            (:data:`LR_READ_ONCE`), or a param group without an ``"lr"``.
+    """
+    for optimizer in optimizers:
+        name = type(optimizer).__name__
+        if isinstance(optimizer, LR_READ_ONCE):
+            raise MisconfigurationException(
+                f"{owner} changes the learning rate every step, but {name} reads its lr only at its first step and"
+                f" adapts its own step sizes from there, so the schedule would silently do nothing. Use another"
+                f" optimizer (SGD, Adam, ...) with {owner}, or remove {owner} from the Trainer's callbacks."
+            )
+        default = optimizer.defaults.get("lr")
+        taken = {id(default)} if isinstance(default, torch.Tensor) else set()
+        for index, group in enumerate(optimizer.param_groups):
+            if "lr" not in group:
+                raise MisconfigurationException(
+                    f"{owner} sets each param group's `lr`, but param group {index} of {name} has no `lr` key"
+                    f" (it has {sorted(k for k in group if k != 'params')}). Use an optimizer with an `lr`."
+                )
+            lr = group["lr"]
+            if isinstance(lr, torch.Tensor):
+                if id(lr) in taken:
+                    group["lr"] = lr.clone()
+                taken.add(id(group["lr"]))
 
 
 def uses_adaptive_steps(optimizer: Optimizer) -> bool:
     """Whether ``optimizer`` scales each parameter's step by a running gradient statistic.
 
     True for the Adam family and everything else with ``betas`` (AdamW, NAdam,
-    RAdam, Adamax, third-party LAMB, Lion, ...) and for Adagrad, Adadelta and
-    RMSprop; False for SGD and other plain-gradient optimizers.
+    RAdam, Adamax, third-party LAMB, Lion, ...) and for Adagrad, Adadelta,
+    RMSprop and Adafactor; False for SGD and other plain-gradient optimizers.
 
     Example::
 
@@ -67,11 +135,14 @@ def set_lr(group: dict[str, Any], value: float) -> None:
 
 def get_momentum(group: dict[str, Any]) -> float | None:
     """The group's momentum as it stands (``betas[0]`` for Adam-style optimizers, 0 included), or ``None``."""
-    if "betas" in group:
-        return float(group["betas"][0])
-    if "momentum" in group:
-        return float(group["momentum"])
-    return None
+    key = "betas" if "betas" in group else "momentum" if "momentum" in group else None
+    if key is None:
+        return None
+    value = group[key][0] if key == "betas" else group[key]
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):  # e.g. momentum=None in a custom optimizer
+        return None
 
 
 def set_momentum(group: dict[str, Any], value: float) -> None:

@@ -60,6 +60,7 @@ class ParamGroupScheduler(Callback):
         self._names: list[list[str]] = []
         self._last_logged_step = -1
         self._warned_past_end = False
+        self._warned_new_groups: set[int] = set()
 
     # --- what subclasses provide -------------------------------------------------
 
@@ -130,6 +131,7 @@ class ParamGroupScheduler(Callback):
                 f"{name} sets the learning rate itself, but `configure_optimizers` also returned a scheduler"
                 f" ({schedulers}). Return only the optimizer(s), or remove {name} from the Trainer's callbacks."
             )
+        _param_groups.prepare_for_scheduling(trainer.optimizers, name)
         self._momentum_on = []
         missing: list[str] = []
         self._names = _param_groups.group_names(trainer.optimizers)
@@ -158,6 +160,7 @@ class ParamGroupScheduler(Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._warned_past_end = False
+        self._warned_new_groups = set()
         self._last_logged_step = -1
         self._schedules = None
 
@@ -181,6 +184,8 @@ class ParamGroupScheduler(Callback):
         log = self.log_every_n_steps > 0 and step != self._last_logged_step and step % self.log_every_n_steps == 0
         metrics: dict[str, float] = {}
         for optimizer, schedules, flags, names in zip(trainer.optimizers, self._schedules, self._momentum_on, self._names):
+            if len(optimizer.param_groups) != len(schedules):
+                self._groups_changed(optimizer, len(schedules))
             for group, schedule, momentum_on, name in zip(optimizer.param_groups, schedules, flags, names):
                 if schedule is None:  # a frozen group (lr 0): left alone
                     continue
@@ -198,6 +203,24 @@ class ParamGroupScheduler(Callback):
             self._last_logged_step = step
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
+
+    def _groups_changed(self, optimizer: Optimizer, scheduled: int) -> None:
+        """Param groups added during training (gradual unfreezing) are left alone; removed ones are an error."""
+        name, count = type(self).__name__, len(optimizer.param_groups)
+        if count < scheduled:
+            raise MisconfigurationException(
+                f"{name} scheduled {scheduled} param groups of {type(optimizer).__name__}, but it now has {count}:"
+                " with groups removed during training, the schedules no longer know which group is which."
+                " Keep the param groups, or freeze parameters with requires_grad=False instead."
+            )
+        if id(optimizer) not in self._warned_new_groups:
+            self._warned_new_groups.add(id(optimizer))
+            rank_zero_warn(
+                f"{name}: {count - scheduled} param group(s) were added to {type(optimizer).__name__} during"
+                f" training (groups {list(range(scheduled, count))}). They are not scheduled: their lr and"
+                " momentum stay as whoever added them (e.g. BackboneFinetuning) sets them.",
+                category=UserWarning,
+            )
 
     @staticmethod
     def _optimizer_step(trainer: pl.Trainer) -> int:

@@ -298,6 +298,7 @@ class LRRangeTestCallback(Callback):
                 " Return an optimizer from `configure_optimizers`."
             )
         optimizer = trainer.optimizers[0]
+        _param_groups.prepare_for_scheduling([optimizer], "LRRangeTestCallback")
         if self.weight_decays and any("weight_decay" not in g for g in optimizer.param_groups):
             raise MisconfigurationException(
                 f"LRRangeTestCallback(weight_decays=...) sets `weight_decay` in the param groups, but"

@@ -12,7 +12,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from conftest import EndlessClassifier, FrozenBodyClassifier, OptimizerProbe, TinyClassifier, make_trainer
+from conftest import (
+    EndlessClassifier,
+    FrozenBodyClassifier,
+    OptimizerProbe,
+    TinyClassifier,
+    make_trainer,
+    param_groups,
+)
 from lightning_onecycle import OneCycleCallback, OneCycleSchedule
 
 
@@ -457,3 +464,81 @@ def test_a_learning_rate_monitor_alongside_gets_a_warning(tmp_path):
         quiet = [LearningRateMonitor(logging_interval="step"), OneCycleCallback(max_lr=0.1, log_every_n_steps=0)]
         make_trainer(tmp_path, quiet, logger=TensorBoardLogger(str(tmp_path), name="tb2")).fit(TinyClassifier())
     assert not [w for w in caught if "LearningRateMonitor" in str(w.message)]
+
+
+class _SharedTensorLR(TinyClassifier):
+    """Two param groups that inherit one tensor lr: torch puts the same tensor object in both."""
+
+    def configure_optimizers(self):
+        groups = [{"params": self.body.parameters()}, {"params": self.head.parameters()}]
+        return torch.optim.Adam(groups, lr=torch.tensor(0.01))
+
+
+def test_a_tensor_lr_shared_by_two_groups_follows_each_groups_schedule(tmp_path, probe):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=[0.001, 0.1]), probe], max_epochs=1)
+    trainer.fit(_SharedTensorLR())
+    body, _ = _expected(0.001, 8)
+    head, _ = _expected(0.1, 8)
+    assert [v[0] for v in probe.lrs] == pytest.approx(body, rel=1e-6)
+    assert [v[1] for v in probe.lrs] == pytest.approx(head, rel=1e-6)
+    assert float(trainer.optimizers[0].defaults["lr"]) == pytest.approx(0.01)
+
+
+class _Rprop(TinyClassifier):
+    def configure_optimizers(self):
+        return torch.optim.Rprop(self.parameters(), lr=0.01)
+
+
+def test_an_optimizer_that_reads_its_lr_once_is_an_error_before_training(tmp_path, probe):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1), probe])
+    with pytest.raises(MisconfigurationException, match="Rprop reads its lr only at its first step"):
+        trainer.fit(_Rprop())
+    assert probe.batches == 0
+
+
+class _AdamNoBeta1(TinyClassifier):
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=0.01, betas=(0.0, 0.99))
+
+
+def test_adam_with_beta1_zero_keeps_it_and_warns(tmp_path, probe):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.01), probe], max_epochs=1)
+    with pytest.warns(UserWarning, match=r"have no momentum or betas; only their learning rate is cycled"):
+        trainer.fit(_AdamNoBeta1())
+    assert {m[0] for m in probe.momentums} == {0.0}
+    assert [v[0] for v in probe.lrs] == pytest.approx(_expected(0.01, 8)[0], rel=1e-12)
+
+
+class _Unfreezing(TinyClassifier):
+    """Trains the head only, then adds the body as a second param group at the start of epoch 1."""
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.head.parameters(), lr=0.05, momentum=0.9)
+
+    def on_train_epoch_start(self):
+        if self.current_epoch == 1:
+            self.trainer.optimizers[0].add_param_group({"params": self.body.parameters(), "lr": 0.003})
+
+
+def test_a_group_added_during_training_is_left_alone_with_a_warning(tmp_path, probe):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.05), probe])
+    with pytest.warns(UserWarning, match=r"1 param group\(s\) were added to SGD during training \(groups \[1\]\)"):
+        trainer.fit(_Unfreezing())
+    lrs, _ = _expected(0.05, 16)
+    assert [v[0] for v in probe.lrs] == pytest.approx(lrs, rel=1e-12)  # the first group keeps its schedule
+    assert [v[1:] for v in probe.lrs] == [[]] * 8 + [[0.003]] * 8
+
+
+class _Shrinking(TinyClassifier):
+    def configure_optimizers(self):
+        return torch.optim.SGD(param_groups(self, 2, 0.05), lr=0.05, momentum=0.9)
+
+    def on_train_epoch_start(self):
+        if self.current_epoch == 1:
+            del self.trainer.optimizers[0].param_groups[0]
+
+
+def test_a_group_removed_during_training_is_an_error(tmp_path):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.05)])
+    with pytest.raises(MisconfigurationException, match="scheduled 2 param groups of SGD, but it now has 1"):
+        trainer.fit(_Shrinking(groups=2))

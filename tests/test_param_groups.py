@@ -24,6 +24,7 @@ def _opt(cls, **kw):
         (torch.optim.NAdam, {"lr": 0.1}, "betas"),
         (torch.optim.RAdam, {"lr": 0.1}, "betas"),
         (torch.optim.Adagrad, {"lr": 0.1}, None),
+        (torch.optim.Adam, {"lr": 0.1, "betas": (0.0, 0.99)}, None),  # beta1 0 (GANs): turning it on would change Adam
     ],
 )
 def test_momentum_key(cls, kw, key):
@@ -43,6 +44,7 @@ def test_momentum_key(cls, kw, key):
         (torch.optim.RMSprop, {}, True),
         (torch.optim.Adagrad, {}, True),
         (torch.optim.Adadelta, {}, True),
+        *([(torch.optim.Adafactor, {}, True)] if hasattr(torch.optim, "Adafactor") else []),
     ],
 )
 def test_uses_adaptive_steps(cls, kw, adaptive):
@@ -91,3 +93,36 @@ def test_tensor_beta1_is_written_in_place():
     pg.set_momentum(group, 0.85)
     assert group["betas"][0] is beta1
     assert pg.get_momentum(group) == pytest.approx(0.85)
+
+
+def test_a_momentum_that_is_not_a_number_is_no_momentum():
+    group = {"params": [], "lr": 0.1, "momentum": None}
+    assert pg.momentum_key(group) is None and pg.get_momentum(group) is None
+
+
+def test_prepare_gives_each_group_its_own_tensor_lr():
+    shared = torch.tensor(0.01)
+    opt = torch.optim.Adam(
+        [{"params": [torch.nn.Parameter(torch.zeros(1))]}, {"params": [torch.nn.Parameter(torch.zeros(1))]}],
+        lr=shared,
+    )
+    assert opt.param_groups[0]["lr"] is opt.param_groups[1]["lr"] is opt.defaults["lr"]
+
+    pg.prepare_for_scheduling([opt], "Owner")
+    pg.set_lr(opt.param_groups[0], 0.5)
+    pg.set_lr(opt.param_groups[1], 0.25)
+
+    assert [pg.get_lr(g) for g in opt.param_groups] == [0.5, 0.25]
+    assert float(shared) == pytest.approx(0.01) and opt.defaults["lr"] is shared  # the user's tensor is untouched
+    assert all(isinstance(g["lr"], torch.Tensor) for g in opt.param_groups)
+
+
+def test_prepare_rejects_what_a_schedule_cannot_drive():
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+    with pytest.raises(MisconfigurationException, match="Owner changes the learning rate every step, but Rprop reads"):
+        pg.prepare_for_scheduling([_opt(torch.optim.Rprop, lr=0.01)], "Owner")
+    no_lr = _opt(torch.optim.SGD, lr=0.1)
+    del no_lr.param_groups[0]["lr"]
+    with pytest.raises(MisconfigurationException, match="param group 0 of SGD has no `lr` key"):
+        pg.prepare_for_scheduling([no_lr], "Owner")

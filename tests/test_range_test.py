@@ -603,3 +603,33 @@ def test_a_config_names_a_suggestion_function_by_its_import_path() -> None:
     assert parser.instantiate_classes(parsed).range_test.suggestion is valley
     parsed = parser.parse_args(["--range_test.suggestion", "minimum"])
     assert parser.instantiate_classes(parsed).range_test.suggestion == "minimum"
+
+
+class _TensorLRModel(RangeTestModel):
+    """AdamW with a tensor lr, which torch shares with `optimizer.defaults`."""
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.AdamW(self.parameters(), lr=torch.tensor(0.01))
+
+
+def test_the_sweep_leaves_a_shared_tensor_lr_and_the_optimizer_defaults_alone(tmp_path):
+    model = _TensorLRModel()
+    trainer = make_trainer(tmp_path, [LRRangeTestCallback(num_steps=12, save_files=False)], max_epochs=1)
+    trainer.fit(model)
+    optimizer = trainer.optimizers[0]
+    # A group added later inherits `defaults["lr"]`: it must still be the configured lr, not the sweep's last.
+    assert float(optimizer.defaults["lr"]) == pytest.approx(0.01)
+    assert optimizer.param_groups[0]["lr"] is not optimizer.defaults["lr"]
+
+
+class _RpropModel(RangeTestModel):
+    def configure_optimizers(self) -> Any:
+        return torch.optim.Rprop(self.parameters(), lr=0.01)
+
+
+def test_an_optimizer_that_reads_its_lr_once_is_an_error_before_the_sweep(tmp_path):
+    model = _RpropModel()
+    trainer = make_trainer(tmp_path, [LRRangeTestCallback(num_steps=12, save_files=False)], max_epochs=1)
+    with pytest.raises(MisconfigurationException, match="LRRangeTestCallback changes the learning rate every step"):
+        trainer.fit(model)
+    assert model.calls == 0
