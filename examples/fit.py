@@ -148,8 +148,13 @@ if args.policy == "onecycle":
 else:
     if range_test is not None:
         # CLR and the fixed policy need their peak when they are built: a test-only fit first.
-        finder = pl.Trainer(
-            max_epochs=1, callbacks=[range_test], limit_val_batches=0, enable_checkpointing=False, **trainer_flags
+        finder = pl.Trainer(  # the sweep restarts the data where training's epoch ends: same limit
+            max_epochs=1,
+            callbacks=[range_test],
+            limit_train_batches=args.limit_train_batches,
+            limit_val_batches=0,
+            enable_checkpointing=False,
+            **trainer_flags,
         )
         finder.fit(model, datamodule=data)
         if max_lr is None:

@@ -6,6 +6,7 @@ import math
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import GradientAccumulationScheduler
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.optim import Optimizer
 
@@ -106,6 +107,24 @@ class CyclicLRCallback(ParamGroupScheduler):
     def _check_before_training(self, trainer: pl.Trainer) -> None:
         # The bounds now; step sizes in epochs need the epoch's length, known once the fit loop has the data.
         self._resolve_bounds(trainer.optimizers)
+        if self.step_size_unit == "epochs" and _accumulation_changes(trainer):
+            self._step_sizes(trainer)  # raises: no fixed number of steps per epoch
+
+    def _ignored_on_resume(self, trainer: pl.Trainer) -> list[str]:
+        resolved = self._resolved or {}
+        keys = ("mode", "gamma", "base_momentum", "max_momentum")
+        ignored = [f"{k}={self.schedule_kwargs[k]!r}" for k in keys if resolved.get(k) != self.schedule_kwargs[k]]
+        try:
+            now = self._resolve_bounds(trainer.optimizers)
+        except MisconfigurationException:
+            now = None
+        if now != (resolved.get("base_lrs"), resolved.get("max_lrs")):
+            ignored.append(f"base_lr={self.base_lr!r}, max_lr={self.max_lr!r}")
+        if self.step_size_unit == "steps":
+            for k in ("step_size_up", "step_size_down"):
+                if resolved.get(k) != self.schedule_kwargs[k]:
+                    ignored.append(f"{k}={self.schedule_kwargs[k]!r}")
+        return ignored
 
     def _resolve(self, trainer: pl.Trainer, optimizers: list[Optimizer]) -> dict[str, Any]:
         base_lrs, max_lrs = self._resolve_bounds(optimizers)
@@ -129,6 +148,12 @@ class CyclicLRCallback(ParamGroupScheduler):
         up, down = self.schedule_kwargs["step_size_up"], self.schedule_kwargs["step_size_down"]
         if self.step_size_unit == "steps":
             return {"step_size_up": up, "step_size_down": down}
+        if _accumulation_changes(trainer):
+            raise MisconfigurationException(
+                "CyclicLRCallback(step_size_unit='epochs') needs the same number of optimizer steps in every epoch,"
+                " but a GradientAccumulationScheduler changes it from epoch to epoch. Give the step sizes in"
+                " optimizer steps (step_size_unit='steps')."
+            )
         batches = trainer.num_training_batches  # one epoch as the Trainer runs it: `limit_train_batches`, per process
         if not math.isfinite(batches) or batches < 1:
             raise MisconfigurationException(
@@ -145,3 +170,7 @@ class CyclicLRCallback(ParamGroupScheduler):
             [CyclicSchedule(base_lr=b, max_lr=m, **kwargs) if m > 0 else None for b, m in zip(bases, peaks)]
             for bases, peaks in zip(resolved["base_lrs"], resolved["max_lrs"])
         ]
+
+
+def _accumulation_changes(trainer: pl.Trainer) -> bool:
+    return any(isinstance(c, GradientAccumulationScheduler) for c in trainer.callbacks)

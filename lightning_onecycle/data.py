@@ -324,7 +324,7 @@ class HymenopteraDataModule(ImageFolderDataModule):
                 f"Could not download the ants/bees data from {self.URL} ({err}): this machine seems to be "
                 f"offline. Download and unzip it elsewhere, then provide the folder {self.data_dir} with the "
                 f"layout {self.data_dir}/train/{{ants,bees}}/*.jpg and {self.data_dir}/val/{{ants,bees}}/*.jpg "
-                "(or pass data_dir pointing at such a folder)."
+                "(or point data_dir, `--data-dir` in examples/fit.py, at such a folder)."
             ) from err
         archive.unlink(missing_ok=True)
         extracted = root / "hymenoptera_data"

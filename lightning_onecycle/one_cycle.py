@@ -68,7 +68,10 @@ class OneCycleCallback(ParamGroupScheduler):
             ``keep_group_ratios=False``. A list: one peak per param group.
         total_steps: Optimizer steps in the cycle; ``None`` uses
             ``trainer.estimated_stepping_batches`` (max_epochs, max_steps,
-            limit_train_batches, accumulation and devices all count).
+            limit_train_batches, accumulation, a ``GradientAccumulationScheduler``
+            and devices all count). A second ``fit`` of the same Trainer starts a
+            new cycle over the steps it has left; a resumed fit keeps the
+            checkpoint's cycle (and warns if this run's settings differ).
         pct_start: Fraction of the cycle spent raising the lr, in (0, 1).
         anneal_strategy: ``"cos"`` or ``"linear"``.
         div_factor: Start lr is ``max_lr / div_factor``.
@@ -178,8 +181,24 @@ class OneCycleCallback(ParamGroupScheduler):
             kwargs = {"name": "max_lr", "owner": "OneCycleCallback", "keep_ratio": self.keep_group_ratios}
             resolve_group_lrs(self.max_lr, trainer.optimizers, **kwargs)  # type: ignore[arg-type]
 
+    def _ignored_on_resume(self, trainer: pl.Trainer) -> list[str]:
+        resolved = self._resolved or {}
+        ignored = [f"{k}={v!r}" for k, v in self.schedule_kwargs.items() if k in resolved and resolved[k] != v]
+        if self.requested_total_steps is not None and self.requested_total_steps != resolved.get("total_steps"):
+            ignored.append(f"total_steps={self.requested_total_steps}")
+        if self._range_test(trainer) is None and self.max_lr is not None:
+            kwargs = {"name": "max_lr", "owner": "OneCycleCallback", "keep_ratio": self.keep_group_ratios}
+            try:
+                now = resolve_group_lrs(self.max_lr, trainer.optimizers, **kwargs)  # type: ignore[arg-type]
+            except MisconfigurationException:
+                now = None
+            if now != resolved.get("max_lrs"):
+                ignored.append(f"max_lr={self.max_lr!r}")
+        return ignored
+
     def _resolve(self, trainer: pl.Trainer, optimizers: list[Optimizer]) -> dict[str, Any]:
-        total_steps = self.requested_total_steps or total_steps_from_trainer(trainer, "OneCycleCallback")
+        # At least 1: a batch is running, whatever the Trainer's estimate said.
+        total_steps = self.requested_total_steps or max(1, total_steps_from_trainer(trainer, "OneCycleCallback"))
         range_test = self._range_test(trainer)
         spec: LRSpec | None
         if range_test is not None and range_test.result is None and trainer.fast_dev_run:

@@ -17,7 +17,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.callbacks import Callback, GradientAccumulationScheduler, LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.optim import Optimizer
@@ -61,6 +61,7 @@ class ParamGroupScheduler(Callback):
         self._last_logged_step = -1
         self._warned_past_end = False
         self._warned_new_groups: set[int] = set()
+        self._start_step = 0  # the optimizer step at which this fit's schedule starts (its step 0)
 
     # --- what subclasses provide -------------------------------------------------
 
@@ -79,6 +80,10 @@ class ParamGroupScheduler(Callback):
     def _check_before_training(self, trainer: pl.Trainer) -> None:
         """Raise at ``on_fit_start``, optimizers known, for what would otherwise fail at the first batch
         (after an LR range test's sweep)."""
+
+    def _ignored_on_resume(self, trainer: pl.Trainer) -> list[str]:
+        """The settings passed to this callback that differ from the resumed schedule's (``name=value``)."""
+        return []
 
     # --- public state --------------------------------------------------------------
 
@@ -101,6 +106,7 @@ class ParamGroupScheduler(Callback):
             # A new fit resolves afresh; a resumed one gets `_resolved` back from
             # `load_state_dict`, which Lightning calls after `setup`.
             self._resolved = None
+            self._start_step = 0
             others = [
                 type(c).__name__ for c in trainer.callbacks if isinstance(c, ParamGroupScheduler) and c is not self
             ]
@@ -149,8 +155,11 @@ class ParamGroupScheduler(Callback):
                 " `momentum` > 0 or `betas`. Use an optimizer with momentum (SGD(momentum=0.9), Adam, AdamW, ...)"
                 " or pass cycle_momentum=None/False."
             )
-        if self._resolved is None:  # a resumed fit has its settings back from the checkpoint: nothing to check
-            self._check_before_training(trainer)
+        if self._resolved is None:  # a resumed fit has its settings back from the checkpoint
+            if not _training_is_off(trainer):
+                self._check_before_training(trainer)
+        else:
+            self._warn_resumed_schedule(trainer)
         if missing and self.cycle_momentum is None:
             rank_zero_warn(
                 f"{name}: param group(s) {missing} have no momentum or betas; only their learning rate is cycled."
@@ -169,16 +178,18 @@ class ParamGroupScheduler(Callback):
     ) -> None:
         if self._schedules is None:
             if self._resolved is None:
+                # A second `fit` of the same Trainer starts a new cycle where the first one stopped.
+                self._start_step = self._optimizer_step(trainer)
                 self._resolved = self._resolve(trainer, trainer.optimizers)
             self._schedules = self._build(self._resolved)
-        step = self._optimizer_step(trainer)
+        step = self._optimizer_step(trainer) - self._start_step
         total = self.total_steps
         if total is not None and step >= total and not self._warned_past_end:
             self._warned_past_end = True
             rank_zero_warn(
-                f"{type(self).__name__}: training has run past the schedule's {total} steps (now at optimizer step"
-                f" {step}); holding the final values. To schedule the whole run, set `total_steps` or start the"
-                " run without resuming from a checkpoint made with a shorter schedule.",
+                f"{type(self).__name__}: training has run past the schedule's {total} steps (now at its step"
+                f" {step}); holding the final values. A schedule's length is fixed when it starts (and kept on"
+                " resume): set `total_steps`, or max_epochs/max_steps, for the whole run before it starts.",
                 category=UserWarning,
             )
         log = self.log_every_n_steps > 0 and step != self._last_logged_step and step % self.log_every_n_steps == 0
@@ -224,20 +235,68 @@ class ParamGroupScheduler(Callback):
 
     @staticmethod
     def _optimizer_step(trainer: pl.Trainer) -> int:
-        # With manual optimization every optimizer.step() bumps global_step; each
-        # optimizer is assumed to step once per batch.
-        if trainer.lightning_module.automatic_optimization:
-            return trainer.global_step
-        return trainer.global_step // max(len(trainer.optimizers), 1)
+        return optimizer_steps_done(trainer)
+
+    def _warn_resumed_schedule(self, trainer: pl.Trainer) -> None:
+        """A resumed fit keeps its checkpoint's schedule: say so when this run's settings disagree with it."""
+        name, total = type(self).__name__, self.total_steps_resolved
+        ignored = self._ignored_on_resume(trainer)
+        try:  # the run's length; loops are not restored yet, so this counts from step 0
+            run = total_steps_from_trainer(trainer, name)
+        except MisconfigurationException:
+            run = None
+        end = self._start_step + total if total is not None else None
+        mismatch = end is not None and run is not None and run != end
+        if not ignored and not mismatch:
+            return
+        what = []
+        if ignored:
+            what.append(f"it ignores {', '.join(ignored)} passed now")
+        if mismatch:
+            after = "holds the final values after it" if run > end else "stops before the cycle ends"  # type: ignore[operator]
+            what.append(f"its cycle ends at optimizer step {end} while this run has {run} steps, so training {after}")
+        rank_zero_warn(
+            f"{name}: resuming with the checkpoint's schedule, as the interrupted run would have continued; "
+            + "; ".join(what)
+            + ". For a new cycle (other settings or more epochs), load the checkpoint's weights and fit again"
+            " without `ckpt_path`.",
+            category=UserWarning,
+        )
+
+    @property
+    def total_steps_resolved(self) -> int | None:
+        """The schedule's length from the resolved settings (also before the schedules are built)."""
+        return None if self._resolved is None else self._resolved.get("total_steps")
 
     # --- checkpointing --------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        return {"resolved": self._resolved}
+        return {"resolved": self._resolved, "start_step": self._start_step}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._resolved = state_dict.get("resolved")
+        self._start_step = state_dict.get("start_step", 0)
         self._schedules = None
+
+
+def optimizer_steps_done(trainer: pl.Trainer) -> int:
+    """Optimizer steps taken so far, in the schedules' unit (batches that step every optimizer).
+
+    With manual optimization every ``optimizer.step()`` bumps ``global_step``; each
+    optimizer is assumed to step once per batch.
+    """
+    if trainer.lightning_module.automatic_optimization:
+        return trainer.global_step
+    return trainer.global_step // max(len(trainer.optimizers), 1)
+
+
+def _training_is_off(trainer: pl.Trainer) -> bool:
+    """Whether this fit runs no training batch at all (``limit_train_batches=0``, ``max_steps=0``)."""
+    return trainer.limit_train_batches == 0 or trainer.max_steps == 0
+
+
+def _accumulation_scheduler(trainer: pl.Trainer) -> GradientAccumulationScheduler | None:
+    return next((c for c in trainer.callbacks if isinstance(c, GradientAccumulationScheduler)), None)
 
 
 def plain_numbers(value: Any) -> Any:
@@ -259,24 +318,43 @@ def plain_numbers(value: Any) -> Any:
 
 
 def total_steps_from_trainer(trainer: pl.Trainer, owner: str) -> int:
-    """``trainer.estimated_stepping_batches`` as an int, or a clear error when unknown.
+    """The optimizer steps this fit has left to run, or a clear error when they are unknown.
 
-    With manual optimization and several optimizers, ``max_steps`` (which counts
-    every ``optimizer.step()``) is converted to batches, the unit of the schedules.
+    ``trainer.estimated_stepping_batches`` (the whole run) less the steps already
+    taken, which a second ``fit`` of the same Trainer has. With a
+    ``GradientAccumulationScheduler`` the epochs are counted one by one, each with
+    its own accumulation factor (Lightning's estimate uses the current factor for
+    all). With manual optimization and several optimizers, ``max_steps`` (which
+    counts every ``optimizer.step()``) is converted to batches, the unit of the
+    schedules. 0 when the fit trains nothing.
+
+    Raises:
+        MisconfigurationException: If the run's length is unknown (an
+            IterableDataset, or no max_epochs/max_steps bound).
     """
-    estimated = trainer.estimated_stepping_batches
+    estimated = trainer.estimated_stepping_batches  # also sets up the training data, for `num_training_batches`
     optimizers = len(trainer.optimizers)
+    accumulation = _accumulation_scheduler(trainer)
+    batches = trainer.num_training_batches
+    if accumulation is not None and trainer.max_epochs not in (None, -1) and math.isfinite(batches):
+        done_epochs = trainer.current_epoch
+        estimated = trainer.global_step + sum(
+            math.ceil(batches / accumulation.get_accumulate_grad_batches(epoch))
+            for epoch in range(done_epochs, trainer.max_epochs)
+        )
+        if trainer.max_steps != -1:
+            estimated = min(estimated, trainer.max_steps)
     if not trainer.lightning_module.automatic_optimization and optimizers > 1 and trainer.max_steps != -1:
         # `max_steps` counts every `optimizer.step()`, the schedules count batches (each optimizer steps once a batch).
         estimated = min(estimated, math.ceil(trainer.max_steps / optimizers))
-    if estimated is None or not math.isfinite(estimated) or estimated < 1:
+    if estimated is None or not math.isfinite(estimated) or (estimated < 1 and not _training_is_off(trainer)):
         raise MisconfigurationException(
             f"{owner} could not tell how many optimizer steps this run has (the Trainer estimates {estimated}):"
             " the training data has no length (an IterableDataset), or no max_epochs/max_steps bounds the run"
             " (max_epochs=-1, or only max_time). Set"
             " `Trainer(max_steps=...)` or pass `total_steps=...` to the callback."
         )
-    return int(estimated)
+    return max(int(estimated) - optimizer_steps_done(trainer), 0)
 
 
 def resolve_group_lrs(

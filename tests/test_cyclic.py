@@ -110,6 +110,17 @@ def test_step_sizes_in_epochs_need_an_epoch_length(tmp_path):
         make_trainer(tmp_path, [callback], max_epochs=-1, max_steps=10).fit(EndlessClassifier())
 
 
+def test_step_sizes_in_epochs_with_a_changing_accumulation_are_an_error_before_training(tmp_path):
+    from lightning.pytorch.callbacks import GradientAccumulationScheduler
+
+    callback = CyclicLRCallback(base_lr=0.001, max_lr=0.01, step_size_up=1, step_size_unit="epochs")
+    probe = OptimizerProbe()
+    trainer = make_trainer(tmp_path, [GradientAccumulationScheduler({0: 1, 1: 2}), callback, probe])
+    with pytest.raises(MisconfigurationException, match="a GradientAccumulationScheduler changes it"):
+        trainer.fit(TinyClassifier())
+    assert probe.batches == 0
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

@@ -185,6 +185,58 @@ def test_resume_with_more_epochs_keeps_the_checkpointed_schedule(tmp_path):
     assert [v[0] for v in probe.lrs] == pytest.approx([lrs[-1]] * 8, rel=1e-12)
 
 
+def test_resume_with_other_settings_keeps_the_checkpoints_cycle_and_says_what_it_ignores(tmp_path):
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    make_trainer(tmp_path / "a", [OneCycleCallback(max_lr=0.1), ckpt], max_epochs=2, enable_checkpointing=True).fit(
+        TinyClassifier()
+    )
+    probe = OptimizerProbe()
+    callback = OneCycleCallback(max_lr=0.5, total_steps=32, pct_start=0.4)
+    with pytest.warns(UserWarning) as record:
+        make_trainer(tmp_path / "b", [callback, probe], max_epochs=4).fit(
+            TinyClassifier(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt")
+        )
+    resumed = next(str(w.message) for w in record if "resuming with the checkpoint's schedule" in str(w.message))
+    assert "it ignores pct_start=0.4, total_steps=32, max_lr=0.5 passed now" in resumed
+    assert "its cycle ends at optimizer step 16 while this run has 32 steps" in resumed
+    assert callback.total_steps == 16 and callback.schedules[0][0].max_lr == 0.1
+    lrs, _ = _expected(0.1, 16)
+    assert [v[0] for v in probe.lrs] == pytest.approx([lrs[-1]] * 16, rel=1e-12)
+
+
+def test_a_second_fit_of_the_same_trainer_runs_a_new_cycle_over_its_own_steps(tmp_path):
+    model, probe = TinyClassifier(), OptimizerProbe()
+    callback = OneCycleCallback(max_lr=0.1)
+    trainer = make_trainer(tmp_path, [callback, probe], max_epochs=2)
+    trainer.fit(model)
+    trainer.fit_loop.max_epochs = 5
+    trainer.fit(model)
+
+    first, _ = _expected(0.1, 16)
+    second, second_momentum = _expected(0.1, 24)  # 3 more epochs: a cycle of their 24 steps, from its start
+    assert [v[0] for v in probe.lrs] == pytest.approx(first + second, rel=1e-12)
+    assert [v[0] for v in probe.momentums[16:]] == pytest.approx(second_momentum, rel=1e-12)
+    assert trainer.global_step == 40 and callback.total_steps == 24
+
+
+def test_a_gradient_accumulation_scheduler_is_counted_epoch_by_epoch(tmp_path, probe):
+    from lightning.pytorch.callbacks import GradientAccumulationScheduler
+
+    accumulation = GradientAccumulationScheduler({0: 1, 1: 4})  # 8 batches an epoch: 8, then 2 steps an epoch
+    callback = OneCycleCallback(max_lr=0.1)
+    make_trainer(tmp_path, [accumulation, callback, probe], max_epochs=3).fit(TinyClassifier())
+    lrs, _ = _expected(0.1, 12)
+    assert callback.total_steps == 12
+    assert [v[0] for v in probe.lrs] == pytest.approx(lrs, rel=1e-12)  # ends at the cycle's final lr
+
+
+@pytest.mark.parametrize("flags", [{"limit_train_batches": 0}, {"max_steps": 0}])
+def test_a_fit_that_trains_nothing_is_no_error(tmp_path, probe, flags):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1), probe], **flags)
+    trainer.fit(TinyClassifier())
+    assert trainer.global_step == 0 and probe.lrs == []
+
+
 def test_logs_lr_and_momentum_to_tensorboard(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
