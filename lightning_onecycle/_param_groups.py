@@ -164,12 +164,13 @@ def set_momentum(group: dict[str, Any], value: float) -> None:
         raise ValueError("This param group has no momentum or betas to set.")
 
 
-def group_names(optimizers: Sequence[Optimizer]) -> list[list[str]]:
+def group_names(optimizers: Sequence[Optimizer], counts: Sequence[int] | None = None) -> list[list[str]]:
     """Log names per optimizer and group, following Lightning's ``LearningRateMonitor``.
 
     ``"SGD"`` for a lone group, ``"SGD/pg1"``, ``"SGD/pg2"``... for several (or the
     group's ``"name"`` key when set), and ``"SGD-1"`` for a second optimizer of the
-    same class.
+    same class. ``counts`` names only each optimizer's first groups (those a
+    schedule covers), as if the others were not there.
 
     Example::
 
@@ -186,7 +187,7 @@ def group_names(optimizers: Sequence[Optimizer]) -> list[list[str]]:
         else:
             base_name = base
         seen[base] += 1
-        groups = optimizer.param_groups
+        groups = optimizer.param_groups if counts is None else optimizer.param_groups[: counts[len(names)]]
         if len(groups) == 1:
             name = groups[0].get("name")
             names.append([f"{base_name}/{name}" if name else base_name])

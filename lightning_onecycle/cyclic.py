@@ -114,12 +114,13 @@ class CyclicLRCallback(ParamGroupScheduler):
         resolved = self._resolved or {}
         keys = ("mode", "gamma", "base_momentum", "max_momentum")
         ignored = [f"{k}={self.schedule_kwargs[k]!r}" for k in keys if resolved.get(k) != self.schedule_kwargs[k]]
-        try:
-            now = self._resolve_bounds(trainer.optimizers)
-        except MisconfigurationException:
-            now = None
-        if now != (resolved.get("base_lrs"), resolved.get("max_lrs")):
-            ignored.append(f"base_lr={self.base_lr!r}, max_lr={self.max_lr!r}")
+        if self._groups_as_scheduled(trainer):  # else the bounds cannot be compared group by group
+            try:
+                now = self._resolve_bounds(trainer.optimizers)
+            except MisconfigurationException:
+                now = None
+            if now != (resolved.get("base_lrs"), resolved.get("max_lrs")):
+                ignored.append(f"base_lr={self.base_lr!r}, max_lr={self.max_lr!r}")
         if self.step_size_unit == "steps":
             for k in ("step_size_up", "step_size_down"):
                 if resolved.get(k) != self.schedule_kwargs[k]:

@@ -32,6 +32,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets import utils as dataset_utils
 from torchvision.datasets.folder import find_classes
 
+_DIGITS = 1797  # images in scikit-learn's digits
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -131,6 +132,14 @@ class DigitsDataModule(_TrainValDataModule):
                 f"Expected 0 <= test_fraction and val_fraction + test_fraction < 1 (some images must be left to "
                 f"train on), but got val_fraction={val_fraction} and test_fraction={test_fraction}."
             )
+        sizes = self._split_sizes(val_fraction, test_fraction)
+        small = {split: n for split, n in sizes.items() if n < self.num_classes and (n or split != "test")}
+        if small:
+            raise ValueError(
+                f"val_fraction={val_fraction} and test_fraction={test_fraction} leave {sizes} of the {_DIGITS} images:"
+                f" each split needs at least one image per class ({self.num_classes}), which {small} do not have."
+                " Choose fractions that leave each split at least 10 images."
+            )
         self.save_hyperparameters()
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
@@ -146,10 +155,11 @@ class DigitsDataModule(_TrainValDataModule):
         if self.image_size != images.shape[-1]:
             images = F.interpolate(images, size=self.image_size, mode="bilinear", align_corners=False)
         labels = torch.as_tensor(digits.target, dtype=torch.long)
+        sizes = self._split_sizes(self.val_fraction, self.test_fraction)
         rest_idx, test_idx = np.arange(len(labels)), None
-        if self.test_fraction > 0:
-            rest_idx, test_idx = self._split(rest_idx, labels, math.ceil(self.test_fraction * len(labels)))
-        train_idx, val_idx = self._split(rest_idx, labels, math.ceil(self.val_fraction * len(labels)))
+        if sizes["test"]:
+            rest_idx, test_idx = self._split(rest_idx, labels, sizes["test"])
+        train_idx, val_idx = self._split(rest_idx, labels, sizes["val"])
         self.mean = images[train_idx].mean().item()
         self.std = images[train_idx].std().item()
         images = ((images - self.mean) / self.std).expand(-1, 3, -1, -1).contiguous()
@@ -157,6 +167,13 @@ class DigitsDataModule(_TrainValDataModule):
         self.val_set = TensorDataset(images[val_idx], labels[val_idx])
         if test_idx is not None:
             self.test_set = TensorDataset(images[test_idx], labels[test_idx])
+
+    @staticmethod
+    def _split_sizes(val_fraction: float, test_fraction: float) -> dict[str, int]:
+        """Images per split, rounded up for val and test as scikit-learn's ``train_test_split`` does."""
+        test = math.ceil(test_fraction * _DIGITS) if test_fraction > 0 else 0
+        val = math.ceil(val_fraction * _DIGITS)
+        return {"train": _DIGITS - val - test, "val": val, "test": test}
 
     def _split(self, indices: np.ndarray, labels: torch.Tensor, count: int) -> tuple[np.ndarray, np.ndarray]:
         """``indices`` split into (kept, ``count`` held out), stratified by label."""

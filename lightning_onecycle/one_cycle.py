@@ -186,7 +186,7 @@ class OneCycleCallback(ParamGroupScheduler):
         ignored = [f"{k}={v!r}" for k, v in self.schedule_kwargs.items() if k in resolved and resolved[k] != v]
         if self.requested_total_steps is not None and self.requested_total_steps != resolved.get("total_steps"):
             ignored.append(f"total_steps={self.requested_total_steps}")
-        if self._range_test(trainer) is None and self.max_lr is not None:
+        if self._range_test(trainer) is None and self.max_lr is not None and self._groups_as_scheduled(trainer):
             kwargs = {"name": "max_lr", "owner": "OneCycleCallback", "keep_ratio": self.keep_group_ratios}
             try:
                 now = resolve_group_lrs(self.max_lr, trainer.optimizers, **kwargs)  # type: ignore[arg-type]
@@ -195,6 +195,10 @@ class OneCycleCallback(ParamGroupScheduler):
             if now != resolved.get("max_lrs"):
                 ignored.append(f"max_lr={self.max_lr!r}")
         return ignored
+
+    def _length_is_explicit(self) -> bool:
+        # The same `total_steps` again: that length was asked for, whatever the run's.
+        return self.requested_total_steps is not None and self.requested_total_steps == self.total_steps_resolved
 
     def _resolve(self, trainer: pl.Trainer, optimizers: list[Optimizer]) -> dict[str, Any]:
         # At least 1: a batch is running, whatever the Trainer's estimate said.

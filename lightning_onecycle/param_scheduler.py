@@ -62,6 +62,7 @@ class ParamGroupScheduler(Callback):
         self._warned_past_end = False
         self._warned_new_groups: set[int] = set()
         self._start_step = 0  # the optimizer step at which this fit's schedule starts (its step 0)
+        self._ignored_settings: list[str] = []  # on resume: settings passed now that the checkpoint overrides
 
     # --- what subclasses provide -------------------------------------------------
 
@@ -84,6 +85,15 @@ class ParamGroupScheduler(Callback):
     def _ignored_on_resume(self, trainer: pl.Trainer) -> list[str]:
         """The settings passed to this callback that differ from the resumed schedule's (``name=value``)."""
         return []
+
+    def _length_is_explicit(self) -> bool:
+        """Whether the resumed schedule's length is the one passed now (``total_steps``), not the Trainer's."""
+        return False
+
+    def _groups_as_scheduled(self, trainer: pl.Trainer) -> bool:
+        """Whether the optimizers have the groups the resolved schedule covers (none added since, by unfreezing)."""
+        scheduled = [len(lrs) for lrs in (self._resolved or {}).get("max_lrs", [])]
+        return scheduled == [len(opt.param_groups) for opt in trainer.optimizers]
 
     # --- public state --------------------------------------------------------------
 
@@ -140,7 +150,10 @@ class ParamGroupScheduler(Callback):
         _param_groups.prepare_for_scheduling(trainer.optimizers, name)
         self._momentum_on = []
         missing: list[str] = []
-        self._names = _param_groups.group_names(trainer.optimizers)
+        # Names of the groups the schedule covers: on resume, those in the checkpoint's schedule (a group added
+        # during the run, e.g. by BackboneFinetuning, is back already but is not scheduled, and must not rename them).
+        counts = None if self._resolved is None else [len(lrs) for lrs in self._resolved.get("max_lrs", [])] or None
+        self._names = _param_groups.group_names(trainer.optimizers, counts)
         for opt_names, optimizer in zip(self._names, trainer.optimizers):
             flags = []
             for group_name, group in zip(opt_names, optimizer.param_groups):
@@ -155,11 +168,10 @@ class ParamGroupScheduler(Callback):
                 " `momentum` > 0 or `betas`. Use an optimizer with momentum (SGD(momentum=0.9), Adam, AdamW, ...)"
                 " or pass cycle_momentum=None/False."
             )
-        if self._resolved is None:  # a resumed fit has its settings back from the checkpoint
-            if not _training_is_off(trainer):
-                self._check_before_training(trainer)
-        else:
-            self._warn_resumed_schedule(trainer)
+        if self._resolved is None and not _training_is_off(trainer):  # a resumed fit has its settings back
+            self._check_before_training(trainer)
+        # Compared now, while the param groups hold the configured lrs (the checkpoint's come back later).
+        self._ignored_settings = self._ignored_on_resume(trainer) if self._resolved is not None else []
         if missing and self.cycle_momentum is None:
             rank_zero_warn(
                 f"{name}: param group(s) {missing} have no momentum or betas; only their learning rate is cycled."
@@ -168,6 +180,10 @@ class ParamGroupScheduler(Callback):
             )
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._resolved is not None:
+            # Not at `on_fit_start`: counting the run's steps sets up the training data, and before the
+            # checkpoint's loop state is restored that would keep a stateful loader from getting its state back.
+            self._warn_resumed_schedule(trainer)
         self._warned_past_end = False
         self._warned_new_groups = set()
         self._last_logged_step = -1
@@ -212,8 +228,11 @@ class ParamGroupScheduler(Callback):
                             metrics[f"momentum-{name}"] = momentum
         if log:
             self._last_logged_step = step
+            # Lightning's own x-axis (that of `self.log` and LearningRateMonitor): batches that stepped,
+            # which under manual optimization with several optimizers is not `global_step`.
+            x = getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", trainer.global_step)
             for logger in trainer.loggers:
-                logger.log_metrics(metrics, step=trainer.global_step)
+                logger.log_metrics(metrics, step=x)
 
     def _groups_changed(self, optimizer: Optimizer, scheduled: int) -> None:
         """Param groups added during training (gradual unfreezing) are left alone; removed ones are an error."""
@@ -240,11 +259,13 @@ class ParamGroupScheduler(Callback):
     def _warn_resumed_schedule(self, trainer: pl.Trainer) -> None:
         """A resumed fit keeps its checkpoint's schedule: say so when this run's settings disagree with it."""
         name, total = type(self).__name__, self.total_steps_resolved
-        ignored = self._ignored_on_resume(trainer)
-        try:  # the run's length; loops are not restored yet, so this counts from step 0
-            run = total_steps_from_trainer(trainer, name)
-        except MisconfigurationException:
-            run = None
+        ignored = self._ignored_settings
+        run = None
+        if total is not None and not self._length_is_explicit():
+            try:  # where this run ends, in optimizer steps (the loops' restored epoch may be one behind)
+                run = total_steps_from_trainer(trainer, name, whole_run=True)
+            except MisconfigurationException:
+                pass
         end = self._start_step + total if total is not None else None
         mismatch = end is not None and run is not None and run != end
         if not ignored and not mismatch:
@@ -253,7 +274,7 @@ class ParamGroupScheduler(Callback):
         if ignored:
             what.append(f"it ignores {', '.join(ignored)} passed now")
         if mismatch:
-            after = "holds the final values after it" if run > end else "stops before the cycle ends"  # type: ignore[operator]
+            after = "holds the final values after it" if run > end else "stops before the cycle ends"  # type: ignore
             what.append(f"its cycle ends at optimizer step {end} while this run has {run} steps, so training {after}")
         rank_zero_warn(
             f"{name}: resuming with the checkpoint's schedule, as the interrupted run would have continued; "
@@ -317,44 +338,47 @@ def plain_numbers(value: Any) -> Any:
     return value
 
 
-def total_steps_from_trainer(trainer: pl.Trainer, owner: str) -> int:
+def total_steps_from_trainer(trainer: pl.Trainer, owner: str, whole_run: bool = False) -> int:
     """The optimizer steps this fit has left to run, or a clear error when they are unknown.
 
-    ``trainer.estimated_stepping_batches`` (the whole run) less the steps already
-    taken, which a second ``fit`` of the same Trainer has. With a
-    ``GradientAccumulationScheduler`` the epochs are counted one by one, each with
-    its own accumulation factor (Lightning's estimate uses the current factor for
-    all). With manual optimization and several optimizers, ``max_steps`` (which
-    counts every ``optimizer.step()``) is converted to batches, the unit of the
-    schedules. 0 when the fit trains nothing.
+    Counted epoch by epoch from the current one to ``max_epochs`` (each epoch
+    with its accumulation factor, which a ``GradientAccumulationScheduler`` may
+    change; Lightning's ``estimated_stepping_batches`` uses the current factor for
+    all), capped by the ``max_steps`` left. A second ``fit`` of the same Trainer
+    thus gets the steps it will run, from the epoch it starts at. Without an
+    epoch bound, ``max_steps`` less the steps taken. With manual optimization and
+    several optimizers, ``max_steps`` (which counts every ``optimizer.step()``) is
+    converted to batches, the unit of the schedules. 0 when the fit trains nothing.
+
+    Args:
+        trainer: The Trainer, its training data set up or not.
+        owner: The callback's name, for messages.
+        whole_run: Count the whole run from epoch 0 and step 0 instead (what a
+            resumed fit's schedule was made for).
 
     Raises:
         MisconfigurationException: If the run's length is unknown (an
-            IterableDataset, or no max_epochs/max_steps bound).
+            IterableDataset without ``max_steps``, or no max_epochs/max_steps bound).
     """
     estimated = trainer.estimated_stepping_batches  # also sets up the training data, for `num_training_batches`
-    optimizers = len(trainer.optimizers)
-    accumulation = _accumulation_scheduler(trainer)
+    manual = not trainer.lightning_module.automatic_optimization
+    per_batch = max(len(trainer.optimizers), 1) if manual else 1  # `global_step` ticks per batch
+    first_epoch, done = (0, 0) if whole_run else (trainer.current_epoch, trainer.global_step)
+    steps_left = None if trainer.max_steps == -1 else math.ceil(max(trainer.max_steps - done, 0) / per_batch)
     batches = trainer.num_training_batches
-    if accumulation is not None and trainer.max_epochs not in (None, -1) and math.isfinite(batches):
-        done_epochs = trainer.current_epoch
-        estimated = trainer.global_step + sum(
-            math.ceil(batches / accumulation.get_accumulate_grad_batches(epoch))
-            for epoch in range(done_epochs, trainer.max_epochs)
-        )
-        if trainer.max_steps != -1:
-            estimated = min(estimated, trainer.max_steps)
-    if not trainer.lightning_module.automatic_optimization and optimizers > 1 and trainer.max_steps != -1:
-        # `max_steps` counts every `optimizer.step()`, the schedules count batches (each optimizer steps once a batch).
-        estimated = min(estimated, math.ceil(trainer.max_steps / optimizers))
-    if estimated is None or not math.isfinite(estimated) or (estimated < 1 and not _training_is_off(trainer)):
-        raise MisconfigurationException(
-            f"{owner} could not tell how many optimizer steps this run has (the Trainer estimates {estimated}):"
-            " the training data has no length (an IterableDataset), or no max_epochs/max_steps bounds the run"
-            " (max_epochs=-1, or only max_time). Set"
-            " `Trainer(max_steps=...)` or pass `total_steps=...` to the callback."
-        )
-    return max(int(estimated) - optimizer_steps_done(trainer), 0)
+    if trainer.max_epochs not in (None, -1) and math.isfinite(batches):
+        accumulation = _accumulation_scheduler(trainer)
+        factor = accumulation.get_accumulate_grad_batches if accumulation else lambda _: trainer.accumulate_grad_batches
+        remaining = sum(math.ceil(batches / factor(epoch)) for epoch in range(first_epoch, trainer.max_epochs))
+        return remaining if steps_left is None else min(remaining, steps_left)
+    if steps_left is not None:
+        return steps_left
+    raise MisconfigurationException(
+        f"{owner} could not tell how many optimizer steps this run has (the Trainer estimates {estimated}):"
+        " the training data has no length (an IterableDataset), or no max_epochs/max_steps bounds the run"
+        " (max_epochs=-1, or only max_time). Set"
+        " `Trainer(max_steps=...)` or pass `total_steps=...` to the callback."
+    )
 
 
 def resolve_group_lrs(

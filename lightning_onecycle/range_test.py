@@ -27,7 +27,7 @@ import random
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, Union
 
 import lightning.pytorch as pl
@@ -103,9 +103,24 @@ class RangeTestResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RangeTestResult:
-        values = dict(data)
+        """The result from :meth:`to_dict`'s values; other keys (the JSON file's ``config``) are ignored."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
         values["sweeps"] = [cls.from_dict(s) for s in values.get("sweeps", [])]
         return cls(**values)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> RangeTestResult:
+        """Read the ``lr_range_test.json`` the callback wrote (e.g. from ``ddp_spawn`` workers).
+
+        Example::
+
+            >>> result = RangeTestResult.load("lightning_logs/version_0/lr_range_test.json")  # doctest: +SKIP
+            >>> result.suggested_lr  # doctest: +SKIP
+            0.0123
+        """
+        with open(path) as f:
+            return cls.from_dict(json.load(f))
 
     def write_csv(self, path: str | os.PathLike) -> None:
         """One row per sweep point (``weight_decay, step, lr, loss, smoothed_loss, running_loss``), all sweeps."""
@@ -483,9 +498,13 @@ class LRRangeTestCallback(Callback):
         assert self.result is not None
         result = self.result
         figure = plot_weight_decay_sweep(result) if result.sweeps else plot_range_test(result)
+        # A later fit of the same Trainer tests again: its files and tags must not overwrite the first test's.
+        start = trainer.global_step
+        suffix = f"_step{start}" if start else ""
+        root = f"range_test/step{start}" if start else "range_test"
         if self.save_files and dirpath is not None:
             os.makedirs(dirpath, exist_ok=True)
-            stem = os.path.join(dirpath, FILE_STEM)
+            stem = os.path.join(dirpath, FILE_STEM + suffix)
             result.write_csv(stem + ".csv")
             summary = {"config": self._config(), **result.to_dict()}
             with open(stem + ".json", "w") as f:
@@ -493,7 +512,7 @@ class LRRangeTestCallback(Callback):
             save_figure(figure, stem + ".png")
         if self.log_to_loggers and trainer.loggers:
             for sweep in result.sweeps or [result]:
-                prefix = "range_test" if not result.sweeps else f"range_test/wd={sweep.weight_decay:g}"
+                prefix = root if not result.sweeps else f"{root}/wd={sweep.weight_decay!r}"
                 for step, values in enumerate(zip(sweep.lrs, sweep.losses, sweep.smoothed_losses)):
                     metrics = dict(zip((f"{prefix}/lr", f"{prefix}/loss", f"{prefix}/smoothed_loss"), values))
                     for logger in trainer.loggers:
@@ -501,7 +520,7 @@ class LRRangeTestCallback(Callback):
             image = figure_to_array(figure)
             for logger in trainer.loggers:
                 if isinstance(logger, TensorBoardLogger):
-                    logger.experiment.add_image("range_test/plot", image, global_step=0, dataformats="HWC")
+                    logger.experiment.add_image(f"{root}/plot", image, global_step=0, dataformats="HWC")
                     logger.experiment.flush()
 
     def _config(self) -> dict[str, Any]:
@@ -783,7 +802,10 @@ def _check_weight_decays(weight_decays: Sequence[float] | None) -> list[float] |
             raise ValueError(
                 f"Expected every weight decay to be a finite number >= 0, but `weight_decays` contains {wd!r}."
             )
-    return [float(wd) for wd in weight_decays]
+    values = [float(wd) for wd in weight_decays]
+    if len(set(values)) != len(values):
+        raise ValueError(f"`weight_decays` lists a value twice: {weight_decays!r}. Give each weight decay once.")
+    return values
 
 
 def _lr_attr_name(pl_module: pl.LightningModule, update_attr: bool | str) -> str:

@@ -112,6 +112,10 @@ def test_digits_rejects_bad_arguments():
         DigitsDataModule(val_fraction=0.5, test_fraction=0.5)
     with pytest.raises(ValueError, match="test_fraction=-0.1"):
         DigitsDataModule(test_fraction=-0.1)
+    with pytest.raises(ValueError, match=r"leave \{'train': 8, 'val': 899, 'test': 890\}.*which \{'train': 8\}"):
+        DigitsDataModule(val_fraction=0.5, test_fraction=0.495)
+    with pytest.raises(ValueError, match=r"which \{'test': 2\} do not have"):
+        DigitsDataModule(test_fraction=0.001)
     with pytest.raises(ValueError, match="batch_size"):
         DigitsDataModule(batch_size=0)
 

@@ -219,6 +219,27 @@ def test_a_second_fit_of_the_same_trainer_runs_a_new_cycle_over_its_own_steps(tm
     assert trainer.global_step == 40 and callback.total_steps == 24
 
 
+def test_a_second_fit_after_a_mid_epoch_stop_gets_a_cycle_of_the_steps_it_runs(tmp_path):
+    model, probe = TinyClassifier(), OptimizerProbe()
+    callback = OneCycleCallback(max_lr=0.1)
+    trainer = make_trainer(tmp_path, [callback, probe], max_epochs=3, max_steps=5)
+    trainer.fit(model)
+    trainer.fit_loop.epoch_loop.max_steps = -1
+    trainer.fit(model)  # Lightning starts it at the next epoch: 2 epochs of 8 steps
+    assert len(probe.lrs) == 5 + 16 and callback.total_steps == 16
+    assert probe.lrs[-1][0] == pytest.approx(0.1 / 25 / 1e4, rel=1e-9)  # annealed all the way
+
+
+def test_resuming_with_the_same_explicit_total_steps_says_nothing(tmp_path):
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=4, save_top_k=-1)
+    callbacks = lambda: [OneCycleCallback(max_lr=0.1, total_steps=100)]  # noqa: E731
+    make_trainer(tmp_path / "a", [*callbacks(), ckpt], enable_checkpointing=True).fit(TinyClassifier())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_trainer(tmp_path / "b", callbacks()).fit(TinyClassifier(), ckpt_path=str(tmp_path / "ckpt" / "epoch=0-step=4.ckpt"))
+    assert not [w for w in caught if "OneCycleCallback" in str(w.message)]
+
+
 def test_a_gradient_accumulation_scheduler_is_counted_epoch_by_epoch(tmp_path, probe):
     from lightning.pytorch.callbacks import GradientAccumulationScheduler
 
@@ -417,6 +438,36 @@ def test_manual_optimization_with_two_optimizers_spans_the_batches_the_run_has(t
     assert probe.lrs[-1][0] == pytest.approx(0.1 / 25 / 1e4, rel=1e-9)  # annealed all the way
 
 
+class _StepRecorder(pl.loggers.Logger):
+    """Keeps every ``log_metrics`` call's step per metric name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: dict[str, list[int]] = {}
+
+    name, version = "recorder", 0
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+    def log_metrics(self, metrics, step=None) -> None:
+        for key in metrics:
+            self.steps.setdefault(key, []).append(step)
+
+
+def test_manual_optimization_logs_lr_on_lightnings_own_x_axis(tmp_path):
+    class _Logged(_TwoOptimizersManual):
+        def training_step(self, batch, batch_idx):
+            super().training_step(batch, batch_idx)
+            self.log("batch_metric", 1.0, on_step=True, on_epoch=False)
+
+    recorder = _StepRecorder()
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.1)], logger=recorder, log_every_n_steps=1)
+    trainer.fit(_Logged())
+    assert recorder.steps["lr-SGD"] == recorder.steps["lr-SGD-1"] == list(range(16))  # one point a batch
+    assert recorder.steps["batch_metric"] == list(range(16))
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_a_schedule_that_reaches_zero_momentum_keeps_running(tmp_path, probe, optimizer):
     # The peak (momentum 0.0 exactly) falls on step 3 of 16 with pct_start=0.25; the step after it must run.
@@ -503,6 +554,16 @@ def test_a_mid_epoch_resume_restores_the_loader_state_and_needs_no_step_count(tm
     assert _StatefulLoader.restored == [{"position": 42}]
     assert trainer.global_step == 6
 
+    # Resumed with a known run length: the schedule's length is checked against it, after the loader's state is back.
+    _StatefulLoader.restored.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # same settings: the resumed schedule fits, nothing to say
+        warnings.filterwarnings("ignore", message=".*(num_workers|ckpt_path|mid-epoch|checkpoint path)")
+        trainer = make_trainer(tmp_path / "again", [OneCycleCallback(max_lr=0.1)], max_epochs=2)
+        trainer.fit(_StatefulLoaderModel(), ckpt_path=tmp_path / "mid.ckpt")
+    assert _StatefulLoader.restored == [{"position": 42}]
+    assert trainer.global_step == 16
+
 
 def test_a_learning_rate_monitor_alongside_gets_a_warning(tmp_path):
     from lightning.pytorch.callbacks import LearningRateMonitor
@@ -579,6 +640,25 @@ def test_a_group_added_during_training_is_left_alone_with_a_warning(tmp_path, pr
     lrs, _ = _expected(0.05, 16)
     assert [v[0] for v in probe.lrs] == pytest.approx(lrs, rel=1e-12)  # the first group keeps its schedule
     assert [v[1:] for v in probe.lrs] == [[]] * 8 + [[0.003]] * 8
+
+
+def test_resuming_after_a_group_was_added_keeps_the_names_and_says_nothing(tmp_path):
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1)
+    full = make_trainer(tmp_path / "a", [OneCycleCallback(max_lr=0.05), ckpt], enable_checkpointing=True, max_epochs=3)
+    with pytest.warns(UserWarning, match="were added to SGD during training"):
+        full.fit(_Unfreezing())
+
+    class _AddBack(pl.Callback):  # as BackboneFinetuning does on resume: the added group is back before we look
+        def on_fit_start(self, trainer, pl_module):
+            trainer.optimizers[0].add_param_group({"params": pl_module.body.parameters(), "lr": 0.003})
+
+    callback = OneCycleCallback(max_lr=0.05)
+    resumed = make_trainer(tmp_path / "b", [_AddBack(), callback], max_epochs=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed.fit(_Unfreezing(), ckpt_path=str(tmp_path / "ckpt" / "epoch=1-step=16.ckpt"))
+    assert not [w for w in caught if "resuming with the checkpoint's schedule" in str(w.message)]
+    assert callback._names == [["SGD"]]  # the scheduled group keeps its tag, lr-SGD
 
 
 class _Shrinking(TinyClassifier):

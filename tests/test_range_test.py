@@ -347,6 +347,7 @@ def test_csv_json_png_and_tensorboard(tmp_path) -> None:
     assert [float(r["running_loss"]) for r in rows] == result.running_losses
     summary = json.loads((log_dir / "lr_range_test.json").read_text())
     assert RangeTestResult.from_dict({k: v for k, v in summary.items() if k != "config"}) == result
+    assert RangeTestResult.load(log_dir / "lr_range_test.json") == result  # the file as written, config and all
     assert summary["config"]["num_steps"] == 20
     assert (log_dir / "lr_range_test.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -492,6 +493,7 @@ def test_ddp_ranks_average_the_loss_and_agree(tmp_path) -> None:
         ({"weight_decays": [1e-4, -1e-3]}, "finite number >= 0"),
         ({"weight_decays": [float("inf")]}, "finite number >= 0"),
         ({"weight_decays": 1e-4}, "list of weight decays"),
+        ({"weight_decays": [1e-4, 1e-3, 0.0001]}, "lists a value twice"),
         ({"update_attr": ""}, "`update_attr`"),
     ],
 )
@@ -633,3 +635,28 @@ def test_an_optimizer_that_reads_its_lr_once_is_an_error_before_the_sweep(tmp_pa
     with pytest.raises(MisconfigurationException, match="LRRangeTestCallback changes the learning rate every step"):
         trainer.fit(model)
     assert model.calls == 0
+
+
+def test_a_second_fit_tests_again_without_overwriting_the_first_tests_files_or_tags(tmp_path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = TensorBoardLogger(str(tmp_path), name="tb")
+    range_test = LRRangeTestCallback(min_lr=1e-3, max_lr=10.0, num_steps=12)
+    trainer = make_trainer(tmp_path, [range_test], logger=logger, max_epochs=1)
+    model = RangeTestModel()
+    trainer.fit(model)
+    first = range_test.result
+    trainer.fit_loop.max_epochs = 2
+    trainer.fit(model)  # continues at global step 5: a new test on the trained model
+    second = range_test.result
+
+    log_dir = tmp_path / "tb" / "version_0"
+    assert RangeTestResult.load(log_dir / "lr_range_test.json") == first
+    assert RangeTestResult.load(log_dir / "lr_range_test_step5.json") == second
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    for tag, result in (("range_test/loss", first), ("range_test/step5/loss", second)):
+        scalars = events.Scalars(tag)
+        assert [e.step for e in scalars] == list(range(result.num_steps_run))
+        assert [e.value for e in scalars] == pytest.approx(result.losses, rel=1e-6)
+    assert {"range_test/plot", "range_test/step5/plot"} <= set(events.Tags()["images"])
