@@ -49,7 +49,14 @@ from lightning_onecycle import _param_groups
 from lightning_onecycle.param_scheduler import plain_numbers, resolve_group_lrs
 from lightning_onecycle.plotting import figure_to_array, plot_range_test, plot_weight_decay_sweep, save_figure
 from lightning_onecycle.schedules import LRSweep, SweepMode, check_positive_finite
-from lightning_onecycle.suggestions import DEFAULT_STRATEGY, SuggestionFn, resolve_strategy, smooth_losses, suggest
+from lightning_onecycle.suggestions import (
+    DEFAULT_STRATEGY,
+    StrategyName,
+    SuggestionFn,
+    resolve_strategy,
+    smooth_losses,
+    suggest,
+)
 
 __all__ = ["LRRangeTestCallback", "RangeTestResult", "StopReason"]
 
@@ -175,9 +182,9 @@ class LRRangeTestCallback(Callback):
         divergence_threshold: Stop when the running average of the loss exceeds this multiple of
             its best value (checked when the best value is positive); ``None`` never stops early.
         suggestion: ``"auto"`` (default: ``"edge"`` for SGD-style optimizers, ``"minimum"`` for
-            adaptive ones such as Adam or RMSprop), a strategy name in
-            :data:`lightning_onecycle.suggestions.STRATEGIES` (``"edge"``, ``"minimum"``,
-            ``"steepest"``, ``"min_div_10"``, ``"valley"``) or a callable
+            adaptive ones such as Adam or RMSprop, ``"minimum_nadam"`` for NAdam), a strategy
+            name in :data:`lightning_onecycle.suggestions.STRATEGIES` (``"edge"``, ``"minimum"``,
+            ``"minimum_nadam"``, ``"steepest"``, ``"min_div_10"``, ``"valley"``) or a callable
             ``(lrs, smoothed_losses) -> lr | None``.
         stop_after_test: ``False``: test, then train. ``True``: the fit ends after
             the test, without a training step.
@@ -221,7 +228,8 @@ class LRRangeTestCallback(Callback):
         mode: SweepMode = "exponential",
         smoothing: float = 0.98,
         divergence_threshold: float | None = 4.0,
-        suggestion: Union[SuggestionFn, str] = DEFAULT_STRATEGY,  # callable first: a config's dotted path imports
+        # A name first (a config saves it as written), then a callable (a config's dotted path imports).
+        suggestion: Union[StrategyName, SuggestionFn] = DEFAULT_STRATEGY,
         stop_after_test: bool = False,
         weight_decays: Sequence[float] | None = None,
         update_attr: bool | str = False,
@@ -451,7 +459,11 @@ class LRRangeTestCallback(Callback):
             if bar is not None:
                 bar.close()
         smoothed = smooth_losses(lrs, losses).tolist()
-        name, fn = resolve_strategy(self.suggestion, adaptive=_param_groups.uses_adaptive_steps(optimizer))
+        name, fn = resolve_strategy(
+            self.suggestion,
+            adaptive=_param_groups.uses_adaptive_steps(optimizer),
+            nadam=isinstance(optimizer, torch.optim.NAdam),
+        )
         return RangeTestResult(
             lrs=lrs,
             losses=losses,

@@ -157,7 +157,7 @@ class RangeTestModel(pl.LightningModule):
     Args:
         lr: configured lr (of the head group when ``groups=2``; the body gets a tenth).
         groups: 1 or 2 param groups.
-        optimizer: "sgd" (momentum 0.9) or "adamw".
+        optimizer: "sgd" (momentum 0.9), "adamw" or "nadam".
         weight_decay: the optimizer's weight decay.
         n_batches, batch_size: size of the training set.
         nan_above_lr: return a NaN loss while the head group's lr is above this.
@@ -237,6 +237,8 @@ class RangeTestModel(pl.LightningModule):
         params = param_groups(self, self.groups, self.lr)
         if self.optimizer_name == "adamw":
             return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.optimizer_name == "nadam":
+            return torch.optim.NAdam(params, lr=self.lr, weight_decay=self.weight_decay)
         return torch.optim.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay)
 
 

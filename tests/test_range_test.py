@@ -375,7 +375,9 @@ def test_one_cycle_peaks_at_the_suggestion(tmp_path) -> None:
     assert max(lrs[0] for lrs in probe.train_lrs) == pytest.approx(range_test.suggested_lr, rel=1e-12)
 
 
-@pytest.mark.parametrize(("optimizer", "strategy"), [("sgd", "edge"), ("adamw", "minimum")])
+@pytest.mark.parametrize(
+    ("optimizer", "strategy"), [("sgd", "edge"), ("adamw", "minimum"), ("nadam", "minimum_nadam")]
+)
 def test_auto_suggestion_picks_the_strategy_by_optimizer(tmp_path, optimizer: str, strategy: str) -> None:
     range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=40, stop_after_test=True, dirpath=tmp_path / "rt")
     make_trainer(tmp_path, [range_test]).fit(RangeTestModel(optimizer=optimizer))
@@ -605,6 +607,20 @@ def test_a_config_names_a_suggestion_function_by_its_import_path() -> None:
     assert parser.instantiate_classes(parsed).range_test.suggestion is valley
     parsed = parser.parse_args(["--range_test.suggestion", "minimum"])
     assert parser.instantiate_classes(parsed).range_test.suggestion == "minimum"
+    # A saved config (LightningCLI's config.yaml) holds the name as written, and loads again.
+    saved = parser.dump(parsed)
+    assert "suggestion: minimum" in saved
+    assert parser.instantiate_classes(parser.parse_string(saved)).range_test.suggestion == "minimum"
+    with pytest.raises(SystemExit):  # an unknown name fails when the config is read, not after the sweep
+        parser.parse_args(["--range_test.suggestion", "best"])
+
+
+def test_the_strategy_names_a_config_accepts_are_the_strategies() -> None:
+    from typing import get_args
+
+    from lightning_onecycle.suggestions import AUTO, STRATEGIES, StrategyName
+
+    assert set(get_args(StrategyName)) == {AUTO, *STRATEGIES}
 
 
 class _TensorLRModel(RangeTestModel):

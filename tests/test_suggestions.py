@@ -20,6 +20,7 @@ from lightning_onecycle.suggestions import (
     edge_point,
     min_div_10,
     minimum,
+    minimum_nadam,
     resolve_strategy,
     smooth_losses,
     steepest,
@@ -149,6 +150,7 @@ def test_resolve_strategy() -> None:
     assert DEFAULT_STRATEGY == "auto"
     assert resolve_strategy("auto") == ("edge", edge)
     assert resolve_strategy("auto", adaptive=True) == ("minimum", minimum)
+    assert resolve_strategy("auto", adaptive=True, nadam=True) == ("minimum_nadam", minimum_nadam)
 
     def mine(lrs, losses):  # noqa: ANN001, ANN202
         return 1.0
@@ -194,7 +196,9 @@ def test_a_dip_on_the_plateau_is_not_the_descent(name: str) -> None:
     losses = losses - 1.1 * np.clip((LOG + 3) / 2.5, 0, 1) + np.where(LOG > -0.5, 30.0 * (LOG + 0.5), 0.0)
     lr = STRATEGIES[name](LRS, losses)
     assert lr is not None
-    assert 1e-3 <= lr <= LRS[np.argmin(losses)]
+    # NAdam's rule may go past the minimum, never past the edge (where the loss has climbed half way back).
+    highest = edge_point(LRS, losses)[0] if name == "minimum_nadam" else LRS[np.argmin(losses)]
+    assert 1e-3 <= lr <= highest
 
 
 def test_smoothing_has_no_lag_unlike_a_running_average() -> None:
@@ -267,3 +271,13 @@ def test_edge_ignores_negative_losses_before_the_minimum_without_warnings():
         warnings.simplefilter("error")
         found = edge_point(np.geomspace(1e-5, 10, 60), losses)
     assert found is not None and clean is not None and found[0] == clean[0]
+
+
+def test_minimum_nadam_is_twice_the_minimum_but_never_past_the_edge() -> None:
+    losses = typical_curve()
+    assert minimum_nadam(LRS, losses) == pytest.approx(2 * minimum(LRS, losses), rel=1e-12)
+    # A shallow fall, then a cliff: twice the minimum rule would pass the edge, so the edge it is.
+    shallow = 2.0 - 0.2 * np.clip((LOG + 3) / 2, 0, 1) + np.where(LOG > -1, 20.0 * (LOG + 1), 0.0)
+    edge_lr = edge_point(LRS, shallow)[0]
+    assert 2 * minimum(LRS, shallow) > edge_lr
+    assert minimum_nadam(LRS, shallow) == edge_lr
