@@ -90,12 +90,19 @@ def run_once(side: str, logging: bool, steps: int, accelerator: str, root: str) 
     return timer.seconds / steps
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=1500, help="optimizer steps per run")
-    parser.add_argument("--repeats", type=int, default=5, help="runs per side and pairing")
+    parser.add_argument("--steps", type=_positive_int, default=1500, help="optimizer steps per run")
+    parser.add_argument("--repeats", type=_positive_int, default=5, help="runs per side and pairing")
     parser.add_argument("--accelerator", default="cpu")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 keeps timings steady)")
+    parser.add_argument("--threads", type=_positive_int, default=1, help="torch CPU threads (1 keeps timings steady)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

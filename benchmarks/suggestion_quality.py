@@ -367,15 +367,21 @@ def peer_comparison(results: dict) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=list(TASKS))
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 for every training run and range test")
+    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), help="default: all")
+    parser.add_argument("--seeds", type=int, help="seeds 0..N-1 for every training run and range test (default 5)")
     parser.add_argument("--reuse-grid", action="store_true", help="reuse the grid cached in the results JSON")
-    parser.add_argument("--quick", action="store_true", help="1 task, 5 grid points, 1 seed; print only")
+    quick = "one task (tabular_mlp or the first of --tasks), 5 grid points, seed 0; print only"
+    parser.add_argument("--quick", action="store_true", help=quick)
     args = parser.parse_args()
+    if args.seeds is not None and (args.seeds < 1 or args.quick):
+        parser.error("--seeds must be at least 1, and --quick runs seed 0 only: drop one of them.")
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    tasks, seeds = ([TASKS["tabular_mlp"]], [0]) if args.quick else ([TASKS[t] for t in args.tasks], list(range(args.seeds)))
+    if args.quick:
+        tasks, seeds = [TASKS[args.tasks[0] if args.tasks else "tabular_mlp"]], [0]
+    else:
+        tasks, seeds = [TASKS[t] for t in args.tasks or TASKS], list(range(args.seeds or 5))
 
     start = time.perf_counter()
     cache = RESULTS.with_suffix(".json")

@@ -23,7 +23,13 @@ from typing import Literal, Optional, Union
 
 import lightning.pytorch as pl
 from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
-from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from jsonargparse.typing import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    restricted_number_type,
+)
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -39,6 +45,10 @@ from lightning_onecycle import (
     TransferClassifier,
 )
 
+# Both runs need batches to train and validate on (0 would leave no accuracy to report).
+BatchLimit = Union[PositiveInt, restricted_number_type("BatchShare", float, [(">", 0), ("<=", 1)])]
+RangeTestSteps = restricted_number_type("RangeTestSteps", int, (">=", 10))  # fewer: nothing to suggest from
+
 # --- config
 parser = ArgumentParser(description=__doc__.split("\n\n")[0], default_env=False)
 add = parser.add_argument
@@ -50,8 +60,10 @@ add("--strategy", type=str, default="auto", help="Lightning strategy: auto, ddp,
 add("--precision", type=str, default="32-true", help="Lightning precision: 32-true, 16-mixed, bf16-mixed, ...")
 add("--enable-progress-bar", type=bool, default=True, help="Show Lightning's progress bars.")
 add("--max-epochs", type=PositiveInt, default=10, help="Training epochs (the 1cycle spans all of them).")
-add("--limit-train-batches", type=Union[int, float], default=1.0, help="Batches per epoch (int) or share (float).")
-add("--limit-val-batches", type=Union[int, float], default=1.0, help="Validation batches (int) or share (float).")
+add("--limit-train-batches", type=BatchLimit, default=1.0, help="Batches per epoch (int >= 1) or share "
+    "(float in (0, 1]).")  # fmt: skip
+add("--limit-val-batches", type=BatchLimit, default=1.0, help="Validation batches (int >= 1) or share "
+    "(float in (0, 1]).")  # fmt: skip
 add("--log-every-n-steps", type=PositiveInt, default=1, help="Log the training loss every this many steps.")
 add("--seed", type=int, default=0, help="Seed of the initial weights and the shuffling.")
 add("--log-dir", type=str, default="lightning_logs", help="TensorBoard folder (one sub-folder per run).")
@@ -60,7 +72,8 @@ add("--name", type=Optional[str], default=None, help="Run name in TensorBoard; d
 add("--dataset", type=Literal["digits", "hymenoptera"], default="digits", help="digits: offline, 10 classes; "
     "hymenoptera: the tutorial's ants and bees, downloaded into --data-dir.")  # fmt: skip
 add("--data-dir", type=str, default="data/hymenoptera_data", help="Folder of the hymenoptera data.")
-add("--image-size", type=Optional[PositiveInt], default=None, help="Image side; default 32 (digits), 224 (hymenoptera).")
+add("--image-size", type=Optional[PositiveInt], default=None, help="Image side; default 32 (digits), "
+    "224 (hymenoptera).")  # fmt: skip
 add("--batch-size", type=PositiveInt, default=64, help="Samples per batch.")
 add("--num-workers", type=NonNegativeInt, default=0, help="DataLoader worker processes.")
 # Model
@@ -78,7 +91,7 @@ add("--find-lr", action=ActionYesNo(no_prefix="no-"), default=None, help="Run th
     "suggestion is the schedule's peak LR. Default: on, unless --max-lr is given.")  # fmt: skip
 add("--max-lr", type=Optional[PositiveFloat], default=None, help="Peak LR: 1cycle's maximum, CLR's upper "
     "bound, the fixed policy's starting LR. Default: the range test's suggestion.")  # fmt: skip
-add("--range-test-steps", type=PositiveInt, default=100, help="Steps of the LR range test (at least 10).")
+add("--range-test-steps", type=RangeTestSteps, default=100, help="Steps of the LR range test (at least 10).")
 add("--range-test-min-lr", type=PositiveFloat, default=1e-6, help="First LR of the range test.")
 add("--range-test-max-lr", type=PositiveFloat, default=10.0, help="Last LR of the range test.")
 add("--suggestion", type=Literal[(AUTO, *sorted(STRATEGIES))], default=DEFAULT_STRATEGY, help="How the range test "
@@ -86,6 +99,10 @@ add("--suggestion", type=Literal[(AUTO, *sorted(STRATEGIES))], default=DEFAULT_S
 add("--clr-div-factor", type=PositiveFloat, default=6.0, help="CLR's lower bound is --max-lr / this.")
 add("--clr-step-epochs", type=PositiveFloat, default=2.0, help="Epochs from CLR's lower to upper bound.")
 args = parser.parse_args()
+if args.range_test_min_lr >= args.range_test_max_lr:
+    parser.error(
+        f"--range-test-min-lr ({args.range_test_min_lr}) must be below --range-test-max-lr ({args.range_test_max_lr})."
+    )
 if args.find_lr is False and args.max_lr is None:
     parser.error("--no-find-lr needs --max-lr: without the range test there is no LR to build the schedule on.")
 find_lr = args.find_lr if args.find_lr is not None else args.max_lr is None

@@ -7,9 +7,9 @@ with scikit-learn, upsampled to 3-channel images a torchvision network accepts.
 PyTorch transfer-learning tutorial's transforms; :class:`HymenopteraDataModule`
 is that tutorial's ants/bees set, downloaded on first use.
 
-``trainer.test`` reads the test split; a module without one (the tutorial's
-ants/bees, digits with ``test_fraction=0``) tests on the validation split and
-warns that it does.
+``trainer.test`` and ``trainer.predict`` read the test split; a module without
+one (the tutorial's ants/bees, digits with ``test_fraction=0``) reads the
+validation split and warns that it does.
 """
 
 from __future__ import annotations
@@ -72,8 +72,15 @@ class _TrainValDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         """The test split; the validation split, with a warning, when there is no test split."""
+        return self._held_out_loader("testing")
+
+    def predict_dataloader(self) -> DataLoader:
+        """The test split's images (labels too, which ``predict_step`` ignores); else the validation split's."""
+        return self._held_out_loader("predicting")
+
+    def _held_out_loader(self, what: str) -> DataLoader:
         if self.test_set is None:
-            rank_zero_warn(f"{type(self).__name__} has no test split: testing on the validation split.")
+            rank_zero_warn(f"{type(self).__name__} has no test split: {what} on the validation split.")
             return self._loader(self.val_set, shuffle=False)
         return self._loader(self.test_set, shuffle=False)
 

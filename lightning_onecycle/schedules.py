@@ -247,8 +247,8 @@ class CyclicSchedule:
 
     base_lr: float
     max_lr: float
-    step_size_up: int = 2000
-    step_size_down: int | None = None
+    step_size_up: float = 2000
+    step_size_down: float | None = None
     mode: CyclicMode = "triangular"
     gamma: float = 1.0
     base_momentum: float | None = 0.8
@@ -258,9 +258,10 @@ class CyclicSchedule:
     def __post_init__(self) -> None:
         check_positive_finite("base_lr", self.base_lr)
         check_positive_finite("max_lr", self.max_lr)
-        _check_positive_int("step_size_up", self.step_size_up)
+        # Any positive number of steps, as torch's CyclicLR takes (a config may well give 2000.0).
+        check_positive_finite("step_size_up", self.step_size_up)
         if self.step_size_down is not None:
-            _check_positive_int("step_size_down", self.step_size_down)
+            check_positive_finite("step_size_down", self.step_size_down)
         if self.mode not in ("triangular", "triangular2", "exp_range"):
             raise ValueError(
                 f"Expected `mode` to be 'triangular', 'triangular2' or 'exp_range', but got {self.mode!r}."

@@ -52,7 +52,7 @@ def test_test_and_predict_report_on_the_test_split(fitted):
     data = DigitsDataModule(image_size=16, batch_size=32, test_fraction=0.1)  # the val split now lies in the test
     data.setup("test")
     results = _trainer().test(model, datamodule=data, verbose=False)
-    probabilities = torch.cat(_trainer().predict(model, data.test_dataloader()))
+    probabilities = torch.cat(_trainer().predict(model, datamodule=data))
 
     labels = data.test_set.tensors[1]
     assert probabilities.shape == (len(labels), 10)

@@ -23,9 +23,14 @@ class _TorchCyclic(TinyClassifier):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-@pytest.mark.parametrize("mode", ["triangular", "triangular2", "exp_range"])
-def test_fit_matches_torch_cyclic_lr(tmp_path, mode):
-    clr = {"base_lr": 1e-3, "max_lr": 1e-2, "step_size_up": 3, "step_size_down": 2, "mode": mode, "gamma": 0.95}
+@pytest.mark.parametrize(
+    ("mode", "up", "down"),
+    [("triangular", 3, 2), ("triangular2", 3, 2), ("exp_range", 3, 2), ("triangular", 2.5, 3.0), ("triangular", 4.0, None)],
+    ids=["triangular", "triangular2", "exp_range", "fractional", "integral-float"],
+)
+def test_fit_matches_torch_cyclic_lr(tmp_path, mode, up, down):
+    # Step sizes as torch takes them: any positive number (a YAML config gives 4.0 for 4).
+    clr = {"base_lr": 1e-3, "max_lr": 1e-2, "step_size_up": up, "step_size_down": down, "mode": mode, "gamma": 0.95}
     ours, theirs = OptimizerProbe(), OptimizerProbe()
     make_trainer(tmp_path, [CyclicLRCallback(**clr), ours], max_epochs=3).fit(TinyClassifier(optimizer="adam"))
     make_trainer(tmp_path, [theirs], max_epochs=3).fit(_TorchCyclic(**clr))
@@ -126,7 +131,8 @@ def test_step_sizes_in_epochs_with_a_changing_accumulation_are_an_error_before_t
     [
         ({"step_size_unit": "batches"}, "'steps' or 'epochs'"),
         ({"step_size_up": 0.0, "step_size_unit": "epochs"}, "positive finite number for `step_size_up`"),
-        ({"step_size_up": 2.5}, "positive integer `step_size_up`"),
+        ({"step_size_up": 0}, "positive finite number for `step_size_up`"),
+        ({"step_size_down": float("inf")}, "positive finite number for `step_size_down`"),
     ],
 )
 def test_step_size_unit_errors(kwargs, message):
@@ -142,3 +148,14 @@ def test_wrong_bounds_fail_before_a_range_test_sweeps(tmp_path):
     with pytest.raises(MisconfigurationException, match="has 2 values, but the optimizer.s. have 1 param groups"):
         make_trainer(tmp_path, callbacks).fit(model)
     assert probe.lrs == []
+
+
+def test_a_config_builds_the_callback_with_its_defaults_and_whole_number_step_sizes() -> None:
+    # jsonargparse (LightningCLI) types `step_size_up: float`: 2000 arrives as 2000.0.
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser()
+    parser.add_class_arguments(CyclicLRCallback, "clr")
+    for args in (["--clr.base_lr", "0.001"], ["--clr.base_lr", "0.001", "--clr.step_size_up", "4"]):
+        callback = parser.instantiate_classes(parser.parse_args(args)).clr
+        assert callback.schedule_kwargs["step_size_up"] in (2000, 4)

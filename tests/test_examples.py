@@ -163,7 +163,11 @@ def test_fit_reads_flags_from_a_config_file(tmp_path, monkeypatch, capsys) -> No
         (["--policy", "sgdr"], "policy"),
         (["--dataset", "cifar10"], "dataset"),
         (["--max-lr", "-0.1"], "max_lr"),
-        (["--suggestion", "middle"], "'minimum', 'steepest', 'valley']. Got value: middle"),
+        (["--suggestion", "middle"], "'minimum', 'minimum_nadam', 'steepest', 'valley']. Got value: middle"),
+        (["--limit-val-batches", "0"], 'Parser key "limit_val_batches"'),
+        (["--limit-train-batches", "2.0"], 'Parser key "limit_train_batches"'),
+        (["--range-test-steps", "5"], 'Parser key "range_test_steps"'),
+        (["--range-test-min-lr", "1", "--range-test-max-lr", "0.1"], "must be below --range-test-max-lr (0.1)"),
         (["--no-find-lr"], "--no-find-lr needs --max-lr"),
         (["--model", "resnet1800", "--max-lr", "0.1"], "Unknown model 'resnet1800'"),
         (["--freeze-backbone", "true", "--backbone-lr-ratio", "0.1", "--max-lr", "0.1"], "backbone_lr_ratio"),
@@ -213,7 +217,13 @@ def test_compare_trains_both_schedules_and_writes_the_comparison(tmp_path) -> No
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--fixed-lr", "0"], "fixed_lr"), (["--dataset", "mnist"], "dataset"), (["--range-test-steps", "0"], "range")],
+    [
+        (["--fixed-lr", "0"], "fixed_lr"),
+        (["--dataset", "mnist"], "dataset"),
+        (["--range-test-steps", "0"], "range"),
+        (["--limit-train-batches", "0"], 'Parser key "limit_train_batches"'),
+        (["--range-test-min-lr", "1", "--range-test-max-lr", "0.1"], "must be below --range-test-max-lr (0.1)"),
+    ],
 )
 def test_compare_rejects_bad_flags(monkeypatch, capsys, args, message) -> None:
     with pytest.raises(SystemExit) as exit_info:
