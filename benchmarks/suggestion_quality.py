@@ -373,8 +373,10 @@ def main() -> None:
     quick = "one task (tabular_mlp or the first of --tasks), 5 grid points, seed 0; print only"
     parser.add_argument("--quick", action="store_true", help=quick)
     args = parser.parse_args()
-    if args.seeds is not None and (args.seeds < 1 or args.quick):
-        parser.error("--seeds must be at least 1, and --quick runs seed 0 only: drop one of them.")
+    if args.seeds is not None and args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, but got {args.seeds}.")
+    if args.seeds is not None and args.quick:
+        parser.error("--quick runs seed 0 only: drop --seeds, or --quick.")
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)

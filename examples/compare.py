@@ -29,7 +29,7 @@ from typing import Literal, Optional, Union
 
 import lightning.pytorch as pl
 from jsonargparse import ActionConfigFile, ArgumentParser
-from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt, restricted_number_type
+from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -53,9 +53,20 @@ PRESETS = {
     "hymenoptera": {"model": "resnet18", "image_size": 224, "batch_size": 4, "max_epochs": 25, "fixed_lr": 1e-3},
 }
 
-# Both runs need batches to train and validate on (0 would leave no accuracy to report).
-BatchLimit = Union[PositiveInt, restricted_number_type("BatchShare", float, [(">", 0), ("<=", 1)])]
-RangeTestSteps = restricted_number_type("RangeTestSteps", int, (">=", 10))  # fewer: nothing to suggest from
+MIN_RANGE_TEST_STEPS = 10  # fewer leave nothing to suggest from
+
+
+def batch_limit(name: str, value: int | float) -> int | float:
+    """Lightning's ``limit_*_batches`` as it reads them, but never 0: an int count or a share in (0, 1].
+
+    A whole float above 1 is a count (Lightning: 2.0 batches is 2); 1.0 stays the whole epoch.
+    """
+    if isinstance(value, float) and value > 1 and value.is_integer():
+        value = int(value)
+    if (isinstance(value, int) and value >= 1) or (isinstance(value, float) and 0 < value <= 1):
+        return value
+    parser.error(f"--{name} must be a number of batches (>= 1) or a share of them in (0, 1], but got {value}.")
+    raise AssertionError  # parser.error exits
 
 # --- config
 parser = ArgumentParser(description=__doc__.split("\n\n")[0], default_env=False)
@@ -77,20 +88,25 @@ add("--num-workers", type=NonNegativeInt, default=0, help="DataLoader worker pro
 add("--max-epochs", type=Optional[PositiveInt], default=None, help="Epochs of each run; default per dataset.")
 add("--fixed-lr", type=Optional[PositiveFloat], default=None, help="LR of the fixed run (before its step decay); "
     "default per dataset: 1e-3 (hymenoptera, the tutorial's), the range test's suggestion (digits).")  # fmt: skip
-add("--range-test-steps", type=RangeTestSteps, default=100, help="Steps of the LR range test (at least 10).")
+add("--range-test-steps", type=PositiveInt, default=100, help="Steps of the LR range test (at least 10).")
 add("--range-test-min-lr", type=PositiveFloat, default=1e-6, help="First LR of the range test.")
 add("--range-test-max-lr", type=PositiveFloat, default=10.0, help="Last LR of the range test.")
 add("--suggestion", type=Literal[(AUTO, *sorted(STRATEGIES))], default=DEFAULT_STRATEGY, help="How the range test "
     "picks its LR from the loss curve.")  # fmt: skip
-add("--limit-train-batches", type=BatchLimit, default=1.0, help="Batches per epoch (int >= 1) or share "
+add("--limit-train-batches", type=Union[int, float], default=1.0, help="Batches per epoch (int >= 1) or share "
     "(float in (0, 1]).")  # fmt: skip
-add("--limit-val-batches", type=BatchLimit, default=1.0, help="Validation batches (int >= 1) or share "
+add("--limit-val-batches", type=Union[int, float], default=1.0, help="Validation batches (int >= 1) or share "
     "(float in (0, 1]).")  # fmt: skip
 args = parser.parse_args()
+# Both runs need batches to train and validate on (0 would leave no accuracy to report).
+args.limit_train_batches = batch_limit("limit-train-batches", args.limit_train_batches)
+args.limit_val_batches = batch_limit("limit-val-batches", args.limit_val_batches)
 if args.range_test_min_lr >= args.range_test_max_lr:
     parser.error(
         f"--range-test-min-lr ({args.range_test_min_lr}) must be below --range-test-max-lr ({args.range_test_max_lr})."
     )
+if args.range_test_steps < MIN_RANGE_TEST_STEPS:
+    parser.error(f"--range-test-steps must be at least {MIN_RANGE_TEST_STEPS}, but got {args.range_test_steps}.")
 preset = PRESETS[args.dataset]
 model_name = args.model or preset["model"]
 image_size = args.image_size or preset["image_size"]

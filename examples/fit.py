@@ -23,13 +23,7 @@ from typing import Literal, Optional, Union
 
 import lightning.pytorch as pl
 from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
-from jsonargparse.typing import (
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    restricted_number_type,
-)
+from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -45,9 +39,20 @@ from lightning_onecycle import (
     TransferClassifier,
 )
 
-# Both runs need batches to train and validate on (0 would leave no accuracy to report).
-BatchLimit = Union[PositiveInt, restricted_number_type("BatchShare", float, [(">", 0), ("<=", 1)])]
-RangeTestSteps = restricted_number_type("RangeTestSteps", int, (">=", 10))  # fewer: nothing to suggest from
+MIN_RANGE_TEST_STEPS = 10  # fewer leave nothing to suggest from
+
+
+def batch_limit(name: str, value: int | float) -> int | float:
+    """Lightning's ``limit_*_batches`` as it reads them, but never 0: an int count or a share in (0, 1].
+
+    A whole float above 1 is a count (Lightning: 2.0 batches is 2); 1.0 stays the whole epoch.
+    """
+    if isinstance(value, float) and value > 1 and value.is_integer():
+        value = int(value)
+    if (isinstance(value, int) and value >= 1) or (isinstance(value, float) and 0 < value <= 1):
+        return value
+    parser.error(f"--{name} must be a number of batches (>= 1) or a share of them in (0, 1], but got {value}.")
+    raise AssertionError  # parser.error exits
 
 # --- config
 parser = ArgumentParser(description=__doc__.split("\n\n")[0], default_env=False)
@@ -60,9 +65,9 @@ add("--strategy", type=str, default="auto", help="Lightning strategy: auto, ddp,
 add("--precision", type=str, default="32-true", help="Lightning precision: 32-true, 16-mixed, bf16-mixed, ...")
 add("--enable-progress-bar", type=bool, default=True, help="Show Lightning's progress bars.")
 add("--max-epochs", type=PositiveInt, default=10, help="Training epochs (the 1cycle spans all of them).")
-add("--limit-train-batches", type=BatchLimit, default=1.0, help="Batches per epoch (int >= 1) or share "
+add("--limit-train-batches", type=Union[int, float], default=1.0, help="Batches per epoch (int >= 1) or share "
     "(float in (0, 1]).")  # fmt: skip
-add("--limit-val-batches", type=BatchLimit, default=1.0, help="Validation batches (int >= 1) or share "
+add("--limit-val-batches", type=Union[int, float], default=1.0, help="Validation batches (int >= 1) or share "
     "(float in (0, 1]).")  # fmt: skip
 add("--log-every-n-steps", type=PositiveInt, default=1, help="Log the training loss every this many steps.")
 add("--seed", type=int, default=0, help="Seed of the initial weights and the shuffling.")
@@ -91,7 +96,7 @@ add("--find-lr", action=ActionYesNo(no_prefix="no-"), default=None, help="Run th
     "suggestion is the schedule's peak LR. Default: on, unless --max-lr is given.")  # fmt: skip
 add("--max-lr", type=Optional[PositiveFloat], default=None, help="Peak LR: 1cycle's maximum, CLR's upper "
     "bound, the fixed policy's starting LR. Default: the range test's suggestion.")  # fmt: skip
-add("--range-test-steps", type=RangeTestSteps, default=100, help="Steps of the LR range test (at least 10).")
+add("--range-test-steps", type=PositiveInt, default=100, help="Steps of the LR range test (at least 10).")
 add("--range-test-min-lr", type=PositiveFloat, default=1e-6, help="First LR of the range test.")
 add("--range-test-max-lr", type=PositiveFloat, default=10.0, help="Last LR of the range test.")
 add("--suggestion", type=Literal[(AUTO, *sorted(STRATEGIES))], default=DEFAULT_STRATEGY, help="How the range test "
@@ -99,13 +104,19 @@ add("--suggestion", type=Literal[(AUTO, *sorted(STRATEGIES))], default=DEFAULT_S
 add("--clr-div-factor", type=PositiveFloat, default=6.0, help="CLR's lower bound is --max-lr / this.")
 add("--clr-step-epochs", type=PositiveFloat, default=2.0, help="Epochs from CLR's lower to upper bound.")
 args = parser.parse_args()
-if args.range_test_min_lr >= args.range_test_max_lr:
-    parser.error(
-        f"--range-test-min-lr ({args.range_test_min_lr}) must be below --range-test-max-lr ({args.range_test_max_lr})."
-    )
+# Both runs need batches to train and validate on (0 would leave no accuracy to report).
+args.limit_train_batches = batch_limit("limit-train-batches", args.limit_train_batches)
+args.limit_val_batches = batch_limit("limit-val-batches", args.limit_val_batches)
 if args.find_lr is False and args.max_lr is None:
     parser.error("--no-find-lr needs --max-lr: without the range test there is no LR to build the schedule on.")
 find_lr = args.find_lr if args.find_lr is not None else args.max_lr is None
+# The range test's settings matter only when it runs.
+if find_lr and args.range_test_min_lr >= args.range_test_max_lr:
+    parser.error(
+        f"--range-test-min-lr ({args.range_test_min_lr}) must be below --range-test-max-lr ({args.range_test_max_lr})."
+    )
+if find_lr and args.range_test_steps < MIN_RANGE_TEST_STEPS:
+    parser.error(f"--range-test-steps must be at least {MIN_RANGE_TEST_STEPS}, but got {args.range_test_steps}.")
 model_name = args.model or {"digits": "smallcnn", "hymenoptera": "resnet18"}[args.dataset]
 name = args.name or f"{args.dataset}-{model_name}-{args.policy}"
 pl.seed_everything(args.seed, workers=True)

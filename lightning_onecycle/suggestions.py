@@ -251,7 +251,8 @@ def minimum_nadam(lrs: Sequence[float], losses: Sequence[float]) -> float | None
     if found is None:
         return None
     edge_lr, descent = found
-    return min(descent.min_lr / (MINIMUM_MARGIN * descent.fall**MINIMUM_DROP_EXPONENT) * NADAM_FACTOR, edge_lr)
+    at_minimum_rule = descent.clamp(descent.min_lr / (MINIMUM_MARGIN * descent.fall**MINIMUM_DROP_EXPONENT))
+    return min(at_minimum_rule * NADAM_FACTOR, edge_lr)
 
 
 NADAM_FACTOR = 2.0

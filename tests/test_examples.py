@@ -147,12 +147,13 @@ def test_fit_help_documents_every_flag(monkeypatch, capsys) -> None:
 
 def test_fit_reads_flags_from_a_config_file(tmp_path, monkeypatch, capsys) -> None:
     config = tmp_path / "fit.yaml"
-    config.write_text("max_epochs: 3\npolicy: clr\nfind_lr: false\nmax_lr: 0.2\n")
+    config.write_text("max_epochs: 3\npolicy: clr\nfind_lr: false\nmax_lr: 0.2\nlimit_train_batches: 1.0\n")
     with pytest.raises(SystemExit) as exit_info:
         run_in_process("fit.py", "--config", str(config), "--max-epochs", "4", "--print_config", monkeypatch=monkeypatch)
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
-    for line in ("max_epochs: 4", "policy: clr", "find_lr: false", "max_lr: 0.2"):  # later flags win
+    # 1.0 stays the whole epoch (a share), not one batch; later flags win.
+    for line in ("max_epochs: 4", "policy: clr", "find_lr: false", "max_lr: 0.2", "limit_train_batches: 1.0"):
         assert line in printed.splitlines(), printed
 
 
@@ -164,9 +165,9 @@ def test_fit_reads_flags_from_a_config_file(tmp_path, monkeypatch, capsys) -> No
         (["--dataset", "cifar10"], "dataset"),
         (["--max-lr", "-0.1"], "max_lr"),
         (["--suggestion", "middle"], "'minimum', 'minimum_nadam', 'steepest', 'valley']. Got value: middle"),
-        (["--limit-val-batches", "0"], 'Parser key "limit_val_batches"'),
-        (["--limit-train-batches", "2.0"], 'Parser key "limit_train_batches"'),
-        (["--range-test-steps", "5"], 'Parser key "range_test_steps"'),
+        (["--limit-val-batches", "0"], "--limit-val-batches must be a number of batches (>= 1) or a share"),
+        (["--limit-train-batches", "1.5"], "share of them in (0, 1], but got 1.5"),
+        (["--range-test-steps", "5"], "--range-test-steps must be at least 10, but got 5"),
         (["--range-test-min-lr", "1", "--range-test-max-lr", "0.1"], "must be below --range-test-max-lr (0.1)"),
         (["--no-find-lr"], "--no-find-lr needs --max-lr"),
         (["--model", "resnet1800", "--max-lr", "0.1"], "Unknown model 'resnet1800'"),
@@ -221,7 +222,7 @@ def test_compare_trains_both_schedules_and_writes_the_comparison(tmp_path) -> No
         (["--fixed-lr", "0"], "fixed_lr"),
         (["--dataset", "mnist"], "dataset"),
         (["--range-test-steps", "0"], "range"),
-        (["--limit-train-batches", "0"], 'Parser key "limit_train_batches"'),
+        (["--limit-train-batches", "0"], "--limit-train-batches must be a number of batches"),
         (["--range-test-min-lr", "1", "--range-test-max-lr", "0.1"], "must be below --range-test-max-lr (0.1)"),
     ],
 )

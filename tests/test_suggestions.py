@@ -281,3 +281,8 @@ def test_minimum_nadam_is_twice_the_minimum_but_never_past_the_edge() -> None:
     edge_lr = edge_point(LRS, shallow)[0]
     assert 2 * minimum(LRS, shallow) > edge_lr
     assert minimum_nadam(LRS, shallow) == edge_lr
+    # A sharp, deep fall: the minimum rule is clamped up to the start of the descent; twice that, not less.
+    cliff = 2.0 - 1.98 * np.clip((LOG + 3) / 0.5, 0, 1) + np.where(LOG > -1, 20.0 * (LOG + 1), 0.0)
+    descent = usable_descent(LRS, cliff)
+    assert minimum(LRS, cliff) == descent.lowest_lr
+    assert minimum_nadam(LRS, cliff) == pytest.approx(min(2 * descent.lowest_lr, edge_point(LRS, cliff)[0]))
