@@ -33,6 +33,7 @@ from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from _checks import check_batch_limits, check_range_test
 from lightning_onecycle import (
     AUTO,
     DEFAULT_STRATEGY,
@@ -53,20 +54,6 @@ PRESETS = {
     "hymenoptera": {"model": "resnet18", "image_size": 224, "batch_size": 4, "max_epochs": 25, "fixed_lr": 1e-3},
 }
 
-MIN_RANGE_TEST_STEPS = 10  # fewer leave nothing to suggest from
-
-
-def batch_limit(name: str, value: int | float) -> int | float:
-    """Lightning's ``limit_*_batches`` as it reads them, but never 0: an int count or a share in (0, 1].
-
-    A whole float above 1 is a count (Lightning: 2.0 batches is 2); 1.0 stays the whole epoch.
-    """
-    if isinstance(value, float) and value > 1 and value.is_integer():
-        value = int(value)
-    if (isinstance(value, int) and value >= 1) or (isinstance(value, float) and 0 < value <= 1):
-        return value
-    parser.error(f"--{name} must be a number of batches (>= 1) or a share of them in (0, 1], but got {value}.")
-    raise AssertionError  # parser.error exits
 
 # --- config
 parser = ArgumentParser(description=__doc__.split("\n\n")[0], default_env=False)
@@ -98,15 +85,8 @@ add("--limit-train-batches", type=Union[int, float], default=1.0, help="Batches 
 add("--limit-val-batches", type=Union[int, float], default=1.0, help="Validation batches (int >= 1) or share "
     "(float in (0, 1]).")  # fmt: skip
 args = parser.parse_args()
-# Both runs need batches to train and validate on (0 would leave no accuracy to report).
-args.limit_train_batches = batch_limit("limit-train-batches", args.limit_train_batches)
-args.limit_val_batches = batch_limit("limit-val-batches", args.limit_val_batches)
-if args.range_test_min_lr >= args.range_test_max_lr:
-    parser.error(
-        f"--range-test-min-lr ({args.range_test_min_lr}) must be below --range-test-max-lr ({args.range_test_max_lr})."
-    )
-if args.range_test_steps < MIN_RANGE_TEST_STEPS:
-    parser.error(f"--range-test-steps must be at least {MIN_RANGE_TEST_STEPS}, but got {args.range_test_steps}.")
+check_batch_limits(parser, args)
+check_range_test(parser, args)
 preset = PRESETS[args.dataset]
 model_name = args.model or preset["model"]
 image_size = args.image_size or preset["image_size"]

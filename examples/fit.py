@@ -27,6 +27,7 @@ from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, PositiveFloat,
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from _checks import check_batch_limits, check_range_test
 from lightning_onecycle import (
     AUTO,
     DEFAULT_STRATEGY,
@@ -39,20 +40,6 @@ from lightning_onecycle import (
     TransferClassifier,
 )
 
-MIN_RANGE_TEST_STEPS = 10  # fewer leave nothing to suggest from
-
-
-def batch_limit(name: str, value: int | float) -> int | float:
-    """Lightning's ``limit_*_batches`` as it reads them, but never 0: an int count or a share in (0, 1].
-
-    A whole float above 1 is a count (Lightning: 2.0 batches is 2); 1.0 stays the whole epoch.
-    """
-    if isinstance(value, float) and value > 1 and value.is_integer():
-        value = int(value)
-    if (isinstance(value, int) and value >= 1) or (isinstance(value, float) and 0 < value <= 1):
-        return value
-    parser.error(f"--{name} must be a number of batches (>= 1) or a share of them in (0, 1], but got {value}.")
-    raise AssertionError  # parser.error exits
 
 # --- config
 parser = ArgumentParser(description=__doc__.split("\n\n")[0], default_env=False)
@@ -104,19 +91,12 @@ add("--suggestion", type=Literal[(AUTO, *sorted(STRATEGIES))], default=DEFAULT_S
 add("--clr-div-factor", type=PositiveFloat, default=6.0, help="CLR's lower bound is --max-lr / this.")
 add("--clr-step-epochs", type=PositiveFloat, default=2.0, help="Epochs from CLR's lower to upper bound.")
 args = parser.parse_args()
-# Both runs need batches to train and validate on (0 would leave no accuracy to report).
-args.limit_train_batches = batch_limit("limit-train-batches", args.limit_train_batches)
-args.limit_val_batches = batch_limit("limit-val-batches", args.limit_val_batches)
+check_batch_limits(parser, args)
 if args.find_lr is False and args.max_lr is None:
     parser.error("--no-find-lr needs --max-lr: without the range test there is no LR to build the schedule on.")
 find_lr = args.find_lr if args.find_lr is not None else args.max_lr is None
-# The range test's settings matter only when it runs.
-if find_lr and args.range_test_min_lr >= args.range_test_max_lr:
-    parser.error(
-        f"--range-test-min-lr ({args.range_test_min_lr}) must be below --range-test-max-lr ({args.range_test_max_lr})."
-    )
-if find_lr and args.range_test_steps < MIN_RANGE_TEST_STEPS:
-    parser.error(f"--range-test-steps must be at least {MIN_RANGE_TEST_STEPS}, but got {args.range_test_steps}.")
+if find_lr:  # the range test's flags matter only when it runs
+    check_range_test(parser, args)
 model_name = args.model or {"digits": "smallcnn", "hymenoptera": "resnet18"}[args.dataset]
 name = args.name or f"{args.dataset}-{model_name}-{args.policy}"
 pl.seed_everything(args.seed, workers=True)

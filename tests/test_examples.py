@@ -55,6 +55,7 @@ def values(series: list[tuple[int, float]]) -> list[float]:
 def run_in_process(script: str, *args: str, monkeypatch) -> None:
     """Run an example in this process (for flags that stop it before any training)."""
     monkeypatch.setattr(sys, "argv", [script, *args])
+    monkeypatch.syspath_prepend(str(EXAMPLES))  # as `python examples/<script>` does: its folder first
     runpy.run_path(str(EXAMPLES / script), run_name="__main__")
 
 
