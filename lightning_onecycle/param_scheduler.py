@@ -90,10 +90,14 @@ class ParamGroupScheduler(Callback):
         """Whether the resumed schedule's length is the one passed now (``total_steps``), not the Trainer's."""
         return False
 
+    def _scheduled_group_counts(self) -> list[int] | None:
+        """How many param groups of each optimizer the resolved schedule covers; ``None`` before it is resolved."""
+        counts = [len(lrs) for lrs in (self._resolved or {}).get("max_lrs", [])]
+        return counts or None
+
     def _groups_as_scheduled(self, trainer: pl.Trainer) -> bool:
         """Whether the optimizers have the groups the resolved schedule covers (none added since, by unfreezing)."""
-        scheduled = [len(lrs) for lrs in (self._resolved or {}).get("max_lrs", [])]
-        return scheduled == [len(opt.param_groups) for opt in trainer.optimizers]
+        return self._scheduled_group_counts() == [len(opt.param_groups) for opt in trainer.optimizers]
 
     # --- public state --------------------------------------------------------------
 
@@ -152,8 +156,7 @@ class ParamGroupScheduler(Callback):
         missing: list[str] = []
         # Names of the groups the schedule covers: on resume, those in the checkpoint's schedule (a group added
         # during the run, e.g. by BackboneFinetuning, is back already but is not scheduled, and must not rename them).
-        counts = None if self._resolved is None else [len(lrs) for lrs in self._resolved.get("max_lrs", [])] or None
-        self._names = _param_groups.group_names(trainer.optimizers, counts)
+        self._names = _param_groups.group_names(trainer.optimizers, self._scheduled_group_counts())
         for opt_names, optimizer in zip(self._names, trainer.optimizers):
             flags = []
             for group_name, group in zip(opt_names, optimizer.param_groups):

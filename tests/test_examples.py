@@ -241,3 +241,22 @@ def test_compare_help_documents_its_flags(monkeypatch, capsys) -> None:
     for flag in ("--fixed-lr", "--max-epochs", "--dataset", "--weights", "--accelerator", "--range-test-steps"):
         assert f"{flag} " in text, flag
     assert "the tutorial's" in text
+
+
+def test_batch_limits_are_read_as_lightning_reads_them(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    from _checks import check_batch_limits
+
+    class Parser:
+        def error(self, message: str) -> None:
+            raise SystemExit(message)
+
+    args = SimpleNamespace(limit_train_batches=2.0, limit_val_batches=1.0)
+    check_batch_limits(Parser(), args)
+    assert (args.limit_train_batches, type(args.limit_train_batches)) == (2, int)  # 2.0 batches is 2 batches
+    assert (args.limit_val_batches, type(args.limit_val_batches)) == (1.0, float)  # 1.0 is the whole epoch
+    for bad in (0, -3, 1.5, 0.0):
+        with pytest.raises(SystemExit, match="must be a number of batches"):
+            check_batch_limits(Parser(), SimpleNamespace(limit_train_batches=bad, limit_val_batches=1.0))
