@@ -183,6 +183,8 @@ class ParamGroupScheduler(Callback):
             )
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Again: a checkpoint's optimizer state, restored after `on_fit_start`, brings a shared tensor lr back.
+        _param_groups.prepare_for_scheduling(trainer.optimizers, type(self).__name__)
         if self._resolved is not None:
             # Not at `on_fit_start`: counting the run's steps sets up the training data, and before the
             # checkpoint's loop state is restored that would keep a stateful loader from getting its state back.

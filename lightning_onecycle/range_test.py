@@ -286,6 +286,7 @@ class LRRangeTestCallback(Callback):
         self._attr_name: str | None = None
         self._running = False
         self._restored = False
+        self._report_bases: list[str] = []  # the names earlier tests of this callback wrote under
 
     # --- public state ---------------------------------------------------------------
 
@@ -511,9 +512,9 @@ class LRRangeTestCallback(Callback):
         result = self.result
         figure = plot_weight_decay_sweep(result) if result.sweeps else plot_range_test(result)
         # A later fit of the same Trainer tests again: its files and tags must not overwrite the first test's.
-        start = trainer.global_step
-        suffix = f"_step{start}" if start else ""
-        root = f"range_test/step{start}" if start else "range_test"
+        label = self._report_label(trainer.global_step)
+        suffix = f"_{label}" if label else ""
+        root = f"range_test/{label}" if label else "range_test"
         if self.save_files and dirpath is not None:
             os.makedirs(dirpath, exist_ok=True)
             stem = os.path.join(dirpath, FILE_STEM + suffix)
@@ -534,6 +535,16 @@ class LRRangeTestCallback(Callback):
                 if isinstance(logger, TensorBoardLogger):
                     logger.experiment.add_image(f"{root}/plot", image, global_step=0, dataformats="HWC")
                     logger.experiment.flush()
+
+    def _report_label(self, start: int) -> str:
+        """What names this test's files and tags: nothing for the first, ``step<N>`` for one that starts at global
+        step N > 0 (a later fit), and a count besides when that name was taken (a test-only fit leaves N at 0)."""
+        base = f"step{start}" if start else ""
+        taken = self._report_bases.count(base)
+        self._report_bases.append(base)
+        if not taken:
+            return base
+        return f"{base}_test{taken + 1}" if base else f"test{taken + 1}"
 
     def _config(self) -> dict[str, Any]:
         return {

@@ -674,3 +674,17 @@ def test_a_group_removed_during_training_is_an_error(tmp_path):
     trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=0.05)])
     with pytest.raises(MisconfigurationException, match="scheduled 2 param groups of SGD, but it now has 1"):
         trainer.fit(_Shrinking(groups=2))
+
+
+def test_a_shared_tensor_lr_restored_from_a_checkpoint_is_split_again(tmp_path, probe):
+    # The checkpoint's optimizer state comes back after `on_fit_start`, tensor sharing and all.
+    first = make_trainer(tmp_path / "a", [], max_epochs=1)
+    first.fit(_SharedTensorLR())
+    first.save_checkpoint(tmp_path / "shared.ckpt")
+    callback = OneCycleCallback(max_lr=[0.1, 0.001], keep_group_ratios=False)
+    resumed = make_trainer(tmp_path / "b", [callback, probe], max_epochs=2)
+    resumed.fit(_SharedTensorLR(), ckpt_path=tmp_path / "shared.ckpt")
+    body, _ = _expected(0.1, 8)
+    head, _ = _expected(0.001, 8)
+    assert [v[0] for v in probe.lrs] == pytest.approx(body, rel=1e-6)
+    assert [v[1] for v in probe.lrs] == pytest.approx(head, rel=1e-6)

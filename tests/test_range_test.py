@@ -676,3 +676,25 @@ def test_a_second_fit_tests_again_without_overwriting_the_first_tests_files_or_t
         assert [e.step for e in scalars] == list(range(result.num_steps_run))
         assert [e.value for e in scalars] == pytest.approx(result.losses, rel=1e-6)
     assert {"range_test/plot", "range_test/step5/plot"} <= set(events.Tags()["images"])
+
+
+def test_a_test_only_fit_then_a_second_fit_keep_both_tests_files_and_tags(tmp_path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = TensorBoardLogger(str(tmp_path), name="tb")
+    range_test = LRRangeTestCallback(min_lr=1e-3, max_lr=10.0, num_steps=12, stop_after_test=True)
+    trainer = make_trainer(tmp_path, [range_test], logger=logger, max_epochs=1)
+    model = RangeTestModel()
+    trainer.fit(model)
+    first = range_test.result
+    range_test.stop_after_test = False
+    trainer.fit(model)  # still at global step 0: the test runs again
+    second = range_test.result
+
+    log_dir = tmp_path / "tb" / "version_0"
+    assert RangeTestResult.load(log_dir / "lr_range_test.json") == first
+    assert RangeTestResult.load(log_dir / "lr_range_test_test2.json") == second
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("range_test/loss")] == list(range(first.num_steps_run))
+    assert [e.step for e in events.Scalars("range_test/test2/loss")] == list(range(second.num_steps_run))
