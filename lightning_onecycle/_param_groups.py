@@ -19,12 +19,17 @@ from torch.optim import Optimizer
 MomentumKey = Literal["momentum", "betas"]
 
 
-def _positive(value: Any) -> bool:
-    """Whether ``value`` is a number (or one-element tensor) above 0; ``None`` and other non-numbers are not."""
+def _as_float(value: Any) -> float | None:
+    """``value`` as a float (a number or one-element tensor), or ``None`` for ``None`` and other non-numbers."""
     try:
-        return float(value) > 0
+        return float(value)
     except (TypeError, ValueError, RuntimeError):
-        return False
+        return None
+
+
+def _positive(value: Any) -> bool:
+    number = _as_float(value)
+    return number is not None and number > 0
 
 
 def momentum_key(group: dict[str, Any]) -> MomentumKey | None:
@@ -138,11 +143,7 @@ def get_momentum(group: dict[str, Any]) -> float | None:
     key = "betas" if "betas" in group else "momentum" if "momentum" in group else None
     if key is None:
         return None
-    value = group[key][0] if key == "betas" else group[key]
-    try:
-        return float(value)
-    except (TypeError, ValueError, RuntimeError):  # e.g. momentum=None in a custom optimizer
-        return None
+    return _as_float(group[key][0] if key == "betas" else group[key])  # None for e.g. momentum=None
 
 
 def set_momentum(group: dict[str, Any], value: float) -> None:

@@ -88,14 +88,8 @@ class CyclicLRCallback(ParamGroupScheduler):
             "base_momentum": base_momentum,
             "max_momentum": max_momentum,
         }
-        # Validate every setting now, with stand-in bounds (and, for epochs, stand-in step counts).
-        stand_in = dict(self.schedule_kwargs)
-        if step_size_unit == "epochs":
-            for name in ("step_size_up", "step_size_down"):
-                if stand_in[name] is not None:
-                    check_positive_finite(name, stand_in[name])
-                    stand_in[name] = 1
-        CyclicSchedule(base_lr=1.0, max_lr=2.0, **stand_in)
+        # Validate every setting now, with stand-in bounds (step sizes in epochs are positive numbers too).
+        CyclicSchedule(base_lr=1.0, max_lr=2.0, **self.schedule_kwargs)
         for name, spec in (("base_lr", base_lr), ("max_lr", max_lr)):
             if spec is not None:
                 for v in [spec] if isinstance(spec, (int, float)) else spec:
@@ -107,8 +101,8 @@ class CyclicLRCallback(ParamGroupScheduler):
     def _check_before_training(self, trainer: pl.Trainer) -> None:
         # The bounds now; step sizes in epochs need the epoch's length, known once the fit loop has the data.
         self._resolve_bounds(trainer.optimizers)
-        if self.step_size_unit == "epochs" and _accumulation_changes(trainer):
-            self._step_sizes(trainer)  # raises: no fixed number of steps per epoch
+        if self.step_size_unit == "epochs":
+            _check_fixed_steps_per_epoch(trainer)
 
     def _ignored_on_resume(self, trainer: pl.Trainer) -> list[str]:
         resolved = self._resolved or {}
@@ -149,12 +143,7 @@ class CyclicLRCallback(ParamGroupScheduler):
         up, down = self.schedule_kwargs["step_size_up"], self.schedule_kwargs["step_size_down"]
         if self.step_size_unit == "steps":
             return {"step_size_up": up, "step_size_down": down}
-        if _accumulation_changes(trainer):
-            raise MisconfigurationException(
-                "CyclicLRCallback(step_size_unit='epochs') needs the same number of optimizer steps in every epoch,"
-                " but a GradientAccumulationScheduler changes it from epoch to epoch. Give the step sizes in"
-                " optimizer steps (step_size_unit='steps')."
-            )
+        _check_fixed_steps_per_epoch(trainer)
         batches = trainer.num_training_batches  # one epoch as the Trainer runs it: `limit_train_batches`, per process
         if not math.isfinite(batches) or batches < 1:
             raise MisconfigurationException(
@@ -173,5 +162,11 @@ class CyclicLRCallback(ParamGroupScheduler):
         ]
 
 
-def _accumulation_changes(trainer: pl.Trainer) -> bool:
-    return any(isinstance(c, GradientAccumulationScheduler) for c in trainer.callbacks)
+def _check_fixed_steps_per_epoch(trainer: pl.Trainer) -> None:
+    """Step sizes in epochs need the same number of optimizer steps in every epoch."""
+    if any(isinstance(c, GradientAccumulationScheduler) for c in trainer.callbacks):
+        raise MisconfigurationException(
+            "CyclicLRCallback(step_size_unit='epochs') needs the same number of optimizer steps in every epoch,"
+            " but a GradientAccumulationScheduler changes it from epoch to epoch. Give the step sizes in"
+            " optimizer steps (step_size_unit='steps')."
+        )

@@ -220,6 +220,11 @@ def minimum(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
     descent = usable_descent(lrs, losses)
     if descent is None:
         return None
+    return _minimum_rule(descent)
+
+
+def _minimum_rule(descent: Descent) -> float:
+    """:func:`minimum`'s lr for a descent: the minimum's lr over the margin, within the descent."""
     return descent.clamp(descent.min_lr / (MINIMUM_MARGIN * descent.fall**MINIMUM_DROP_EXPONENT))
 
 
@@ -251,8 +256,7 @@ def minimum_nadam(lrs: Sequence[float], losses: Sequence[float]) -> float | None
     if found is None:
         return None
     edge_lr, descent = found
-    at_minimum_rule = descent.clamp(descent.min_lr / (MINIMUM_MARGIN * descent.fall**MINIMUM_DROP_EXPONENT))
-    return min(at_minimum_rule * NADAM_FACTOR, edge_lr)
+    return min(_minimum_rule(descent) * NADAM_FACTOR, edge_lr)
 
 
 NADAM_FACTOR = 2.0
