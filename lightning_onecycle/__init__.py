@@ -4,9 +4,9 @@ from lightning_onecycle.classifier import TransferClassifier
 from lightning_onecycle.cyclic import CyclicLRCallback
 from lightning_onecycle.data import DigitsDataModule, HymenopteraDataModule, ImageFolderDataModule
 from lightning_onecycle.one_cycle import OneCycleCallback
-from lightning_onecycle.param_scheduler import ParamGroupScheduler
 from lightning_onecycle.plotting import plot_range_test, plot_weight_decay_sweep
-from lightning_onecycle.range_test import LRRangeTestCallback, RangeTestResult
+from lightning_onecycle.range_test import LRRangeTestCallback
+from lightning_onecycle.range_test_result import RangeTestResult
 from lightning_onecycle.reporting import RunHistory, ValidationHistory, plot_comparison, write_comparison
 from lightning_onecycle.schedules import CyclicSchedule, LRSweep, OneCycleSchedule
 from lightning_onecycle.suggestions import AUTO, DEFAULT_STRATEGY, STRATEGIES, suggest
@@ -24,7 +24,6 @@ __all__ = [
     "LRSweep",
     "OneCycleCallback",
     "OneCycleSchedule",
-    "ParamGroupScheduler",
     "RangeTestResult",
     "RunHistory",
     "TransferClassifier",

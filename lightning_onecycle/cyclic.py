@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import GradientAccumulationScheduler
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.optim import Optimizer
 
-from lightning_onecycle.param_scheduler import LRSpec, ParamGroupScheduler, plain_numbers, resolve_group_lrs
+from lightning_onecycle._param_scheduler import LRSpec, ParamGroupScheduler, plain_numbers, resolve_group_lrs
 from lightning_onecycle.schedules import CyclicMode, CyclicSchedule, Schedule, check_positive_finite
 
 

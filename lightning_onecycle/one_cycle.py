@@ -9,7 +9,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.optim import Optimizer
 
-from lightning_onecycle.param_scheduler import (
+from lightning_onecycle._param_scheduler import (
     LRSpec,
     ParamGroupScheduler,
     plain_numbers,

@@ -8,14 +8,11 @@ leaves figures open in pyplot's global registry.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
-
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-if TYPE_CHECKING:
-    from lightning_onecycle.range_test import RangeTestResult
+from lightning_onecycle.range_test_result import RangeTestResult
 
 __all__ = ["figure_to_array", "plot_range_test", "plot_weight_decay_sweep", "save_figure"]
 
@@ -69,7 +66,7 @@ def plot_range_test(result: RangeTestResult, show_raw: bool = True) -> Figure:
 
     Example::
 
-        >>> from lightning_onecycle.range_test import RangeTestResult
+        >>> from lightning_onecycle.range_test_result import RangeTestResult
         >>> result = RangeTestResult(lrs=[1e-3, 1e-2, 1e-1], losses=[1.0, 0.5, 2.0],
         ...     smoothed_losses=[1.0, 0.6, 1.5], suggested_lr=1e-2, suggestion="edge",
         ...     stop_reason="diverged", num_steps_run=3)

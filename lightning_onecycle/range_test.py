@@ -10,6 +10,12 @@ through ``trainer.strategy`` (``training_step``, ``backward``,
 accumulation and DDP apply as they do in training; the Trainer's loops, their
 progress counters and checkpoints on disk are never touched.
 
+The callback only wires Lightning's hooks to its parts: the engine that steps
+and restores through Lightning's internals (``_sweep_engine``), the loss
+bookkeeping and stop rules (:mod:`~lightning_onecycle.loss_tracking`), the
+result (:mod:`~lightning_onecycle.range_test_result`) and where it goes
+(``_range_test_output``).
+
 References:
     - L. N. Smith, "Cyclical Learning Rates for Training Neural Networks", WACV 2017.
     - L. N. Smith, "A disciplined approach to neural network hyper-parameters:
@@ -18,36 +24,24 @@ References:
 
 from __future__ import annotations
 
-import copy
-import csv
-import json
 import math
 import os
-import random
-import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, Union
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any, Union
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
-from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.strategies import ParallelStrategy
-from lightning.pytorch.utilities import CombinedLoader, rank_zero_info, rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.utilities.model_helpers import is_overridden
 from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_setattr
-from lightning_utilities.core.apply_func import apply_to_collection
 from torch.optim import Optimizer
-from torch.utils.data import DataLoader
 
-from lightning_onecycle import _param_groups
-from lightning_onecycle.param_scheduler import plain_numbers, resolve_group_lrs
-from lightning_onecycle.plotting import figure_to_array, plot_range_test, plot_weight_decay_sweep, save_figure
+from lightning_onecycle import _param_groups, _range_test_output, _sweep_engine
+from lightning_onecycle._param_scheduler import plain_numbers, resolve_group_lrs
+from lightning_onecycle.loss_tracking import LossTracker, StopReason
+from lightning_onecycle.range_test_result import RangeTestResult
 from lightning_onecycle.schedules import LRSweep, SweepMode, check_positive_finite
 from lightning_onecycle.suggestions import (
     DEFAULT_STRATEGY,
@@ -60,84 +54,8 @@ from lightning_onecycle.suggestions import (
 
 __all__ = ["LRRangeTestCallback", "RangeTestResult", "StopReason"]
 
-StopReason = Literal["completed", "diverged", "non-finite loss"]
-
 MIN_NUM_STEPS = 10
 """Fewer sweep points than this leave too little curve to suggest from."""
-MAX_SKIPPED_STEPS = 50
-"""Consecutive steps AMP's GradScaler may skip (overflowing gradients) before the sweep counts as diverged."""
-FILE_STEM = "lr_range_test"
-
-
-@dataclass
-class RangeTestResult:
-    """What an LR range test measured and suggests.
-
-    Attributes:
-        lrs: Learning rate of the group with the largest configured lr at each sweep point.
-        losses: Raw training loss at each point (averaged over ranks and accumulated batches).
-        smoothed_losses: ``losses`` smoothed without lag
-            (:func:`~lightning_onecycle.suggestions.smooth_losses`): the curve the
-            suggestion is made from and the plot shows.
-        running_losses: Bias-corrected exponential moving average of ``losses``
-            (beta ``smoothing``), the running value the divergence stop compares.
-        suggested_lr: The suggestion, or ``None`` when the curve has no usable descent.
-        suggestion: Name of the strategy that made the suggestion (for ``"auto"``, the one it chose).
-        stop_reason: ``"completed"``, ``"diverged"`` (smoothed loss above
-            ``divergence_threshold`` times its best) or ``"non-finite loss"``.
-            The point with a non-finite loss is not recorded.
-        num_steps_run: Number of recorded sweep points.
-        weight_decay: The weight decay of this sweep (the chosen one for a
-            weight-decay sweep), ``None`` when the optimizer's own was used.
-        sweeps: For a weight-decay sweep, one result per weight decay; the fields
-            above are then those of the chosen sweep.
-    """
-
-    lrs: list[float]
-    losses: list[float]
-    smoothed_losses: list[float]
-    suggested_lr: float | None
-    suggestion: str
-    stop_reason: StopReason
-    num_steps_run: int
-    weight_decay: float | None = None
-    sweeps: list[RangeTestResult] = field(default_factory=list)
-    running_losses: list[float] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain Python values only (JSON-able and safe for ``torch.load(weights_only=True)``)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RangeTestResult:
-        """The result from :meth:`to_dict`'s values; other keys (the JSON file's ``config``) are ignored."""
-        names = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in names}
-        values["sweeps"] = [cls.from_dict(s) for s in values.get("sweeps", [])]
-        return cls(**values)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> RangeTestResult:
-        """Read the ``lr_range_test.json`` the callback wrote (e.g. from ``ddp_spawn`` workers).
-
-        Example::
-
-            >>> result = RangeTestResult.load("lightning_logs/version_0/lr_range_test.json")  # doctest: +SKIP
-            >>> result.suggested_lr  # doctest: +SKIP
-            0.0123
-        """
-        with open(path) as f:
-            return cls.from_dict(json.load(f))
-
-    def write_csv(self, path: str | os.PathLike) -> None:
-        """One row per sweep point (``weight_decay, step, lr, loss, smoothed_loss, running_loss``), all sweeps."""
-        with open(path, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["weight_decay", "step", "lr", "loss", "smoothed_loss", "running_loss"])
-            for sweep in self.sweeps or [self]:
-                wd = "" if sweep.weight_decay is None else repr(sweep.weight_decay)
-                for i, row in enumerate(zip(sweep.lrs, sweep.losses, sweep.smoothed_losses, sweep.running_losses)):
-                    writer.writerow([wd, i, *map(repr, row)])
 
 
 class LRRangeTestCallback(Callback):
@@ -286,7 +204,7 @@ class LRRangeTestCallback(Callback):
         self._attr_name: str | None = None
         self._running = False
         self._restored = False
-        self._report_bases: list[str] = []  # the names earlier tests of this callback wrote under
+        self._labels = _range_test_output.ReportLabels()  # names each test's files and tags apart
 
     # --- public state ---------------------------------------------------------------
 
@@ -352,7 +270,7 @@ class LRRangeTestCallback(Callback):
         else:
             self.result = None  # until this fit's test has a result: a failed sweep leaves none
             self.result = self._run(trainer, pl_module)
-            self._report(trainer)
+            self._report(trainer, self.result)
         if self.stop_after_test:
             trainer.should_stop = True
 
@@ -369,12 +287,13 @@ class LRRangeTestCallback(Callback):
     def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> RangeTestResult:
         optimizer = trainer.optimizers[0]
         wd_groups = _decayed_groups(optimizer) if self.weight_decays else []
-        snapshot = _Snapshot(trainer, pl_module, optimizer)
+        snapshot = _sweep_engine.Snapshot(trainer, pl_module, optimizer)
         sweeps: list[RangeTestResult] = []
         self._running = True
         try:
-            with _ignored_logging(pl_module):
-                for i, wd in enumerate(self.weight_decays or [None]):
+            with _sweep_engine.ignored_logging(pl_module):
+                weight_decays: Sequence[float | None] = self.weight_decays or [None]
+                for i, wd in enumerate(weight_decays):
                     if i > 0:
                         snapshot.restore()  # every weight decay starts from the same point
                     if wd is not None:
@@ -383,7 +302,7 @@ class LRRangeTestCallback(Callback):
         finally:
             self._running = False
             snapshot.restore()
-            _reset_metrics(pl_module)
+            _sweep_engine.reset_metrics(pl_module)
         if self.weight_decays:
             chosen = _choose_weight_decay(sweeps)
             result = RangeTestResult(**{**asdict(chosen), "sweeps": sweeps})
@@ -409,56 +328,28 @@ class LRRangeTestCallback(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer, weight_decay: float | None
     ) -> RangeTestResult:
         ratios = _lr_ratios(optimizer)
-        scaler = getattr(trainer.precision_plugin, "scaler", None)
-        batches = _Batches(trainer, pl_module)
-        lrs: list[float] = []
-        losses: list[float] = []
-        running: list[float] = []
-        average, best, skipped = 0.0, math.inf, 0
-        stop_reason: StopReason = "completed"
+        batches = _sweep_engine.Batches(trainer, pl_module)
+        tracker = LossTracker(self.smoothing, self.divergence_threshold)
         desc = "LR range test" if weight_decay is None else f"LR range test (wd={weight_decay:g})"
-        bar = self._progress_bar(trainer, desc)
+        bar = _sweep_engine.progress_bar(trainer, self.sweep.num_steps, desc) if self.progress_bar else None
         try:
-            while len(lrs) < self.sweep.num_steps:
-                lr = self.sweep.lr(len(lrs))
+            while tracker.num_points < self.sweep.num_steps:
+                lr = self.sweep.lr(tracker.num_points)
                 for group, ratio in zip(optimizer.param_groups, ratios):
                     _param_groups.set_lr(group, lr * ratio)
-                scale = scaler.get_scale() if scaler is not None else None
-                loss = _optimizer_step(trainer, pl_module, optimizer, batches)
-                was_skipped = scale is not None and scaler.get_scale() < scale
-                # One collective for both: every rank sees the same mean loss and the same skip decision.
-                stats = torch.stack([loss.float(), loss.new_tensor(float(was_skipped), dtype=torch.float32)])
-                stats = trainer.strategy.reduce(stats, reduce_op="mean")
-                value, was_skipped = float(stats[0]), float(stats[1]) > 0
-                if not math.isfinite(value):
-                    stop_reason = "non-finite loss"
-                    break
-                if was_skipped:
-                    # AMP's GradScaler found inf/NaN gradients and skipped the step: retry this lr.
-                    skipped += 1
-                    if skipped > MAX_SKIPPED_STEPS:
-                        stop_reason = "diverged"
-                        break
-                    continue
-                skipped = 0
-                beta = self.smoothing
-                average = beta * average + (1 - beta) * value
-                smooth = average / (1 - beta ** (len(lrs) + 1))
-                lrs.append(lr)
-                losses.append(value)
-                running.append(smooth)
-                best = min(best, smooth)
-                if bar is not None:
+                loss, skipped = _sweep_engine.sweep_step(trainer, pl_module, optimizer, batches)
+                recorded = tracker.num_points
+                stop = tracker.update(lr, loss, skipped)
+                if bar is not None and tracker.num_points > recorded:
                     bar.update(1)
-                    bar.set_postfix(lr=f"{lr:.2e}", loss=f"{smooth:.4g}")
-                threshold = self.divergence_threshold
-                if threshold is not None and len(lrs) > 1 and best > 0 and smooth > threshold * best:
-                    stop_reason = "diverged"
+                    bar.set_postfix(lr=f"{lr:.2e}", loss=f"{tracker.running_losses[-1]:.4g}")
+                if stop is not None:
                     break
         finally:
             batches.close()
             if bar is not None:
                 bar.close()
+        lrs, losses = tracker.lrs, tracker.losses
         smoothed = smooth_losses(lrs, losses).tolist()
         name, fn = resolve_strategy(
             self.suggestion,
@@ -469,82 +360,23 @@ class LRRangeTestCallback(Callback):
             lrs=lrs,
             losses=losses,
             smoothed_losses=smoothed,
-            running_losses=running,
+            running_losses=tracker.running_losses,
             suggested_lr=suggest(lrs, smoothed, fn),
             suggestion=name,
-            stop_reason=stop_reason,
-            num_steps_run=len(lrs),
+            stop_reason=tracker.stop_reason or "completed",
+            num_steps_run=tracker.num_points,
             weight_decay=weight_decay,
-        )
-
-    def _progress_bar(self, trainer: pl.Trainer, desc: str) -> Tqdm | None:
-        bar = trainer.progress_bar_callback
-        if not (self.progress_bar and trainer.is_global_zero and bar is not None and getattr(bar, "is_enabled", True)):
-            return None
-        return Tqdm(
-            total=self.sweep.num_steps, desc=desc, leave=False, dynamic_ncols=True, file=sys.stdout, smoothing=0
         )
 
     # --- reporting ---------------------------------------------------------------------
 
-    def _report(self, trainer: pl.Trainer) -> None:
-        assert self.result is not None
-        result = self.result
+    def _report(self, trainer: pl.Trainer, result: RangeTestResult) -> None:
         # `trainer.log_dir` broadcasts, so every rank must ask for it, not only rank zero.
         dirpath = os.fspath(self.dirpath) if self.dirpath is not None else trainer.log_dir
-        if result.suggested_lr is None:
-            rank_zero_warn(
-                f"LRRangeTestCallback: no learning rate suggested (stop reason: {result.stop_reason}): the smoothed"
-                " loss has no usable descent. Widen the sweep (lower min_lr, higher max_lr) or run more steps.",
-                category=UserWarning,
-            )
-        else:
-            wd = "" if result.weight_decay is None else f" with weight decay {result.weight_decay:g}"
-            rank_zero_info(
-                f"LRRangeTestCallback: suggested lr {result.suggested_lr:.4g}{wd} ({result.suggestion},"
-                f" {result.num_steps_run} steps, {result.stop_reason})."
-            )
-        self._write(trainer, dirpath)
-
-    @rank_zero_only
-    def _write(self, trainer: pl.Trainer, dirpath: str | None) -> None:
-        assert self.result is not None
-        result = self.result
-        figure = plot_weight_decay_sweep(result) if result.sweeps else plot_range_test(result)
-        # A later fit of the same Trainer tests again: its files and tags must not overwrite the first test's.
-        label = self._report_label(trainer.global_step)
-        suffix = f"_{label}" if label else ""
-        root = f"range_test/{label}" if label else "range_test"
-        if self.save_files and dirpath is not None:
-            os.makedirs(dirpath, exist_ok=True)
-            stem = os.path.join(dirpath, FILE_STEM + suffix)
-            result.write_csv(stem + ".csv")
-            summary = {"config": self._config(), **result.to_dict()}
-            with open(stem + ".json", "w") as f:
-                json.dump(summary, f, indent=2)
-            save_figure(figure, stem + ".png")
-        if self.log_to_loggers and trainer.loggers:
-            for sweep in result.sweeps or [result]:
-                prefix = root if not result.sweeps else f"{root}/wd={sweep.weight_decay!r}"
-                for step, values in enumerate(zip(sweep.lrs, sweep.losses, sweep.smoothed_losses)):
-                    metrics = dict(zip((f"{prefix}/lr", f"{prefix}/loss", f"{prefix}/smoothed_loss"), values))
-                    for logger in trainer.loggers:
-                        logger.log_metrics(metrics, step=step)
-            image = figure_to_array(figure)
-            for logger in trainer.loggers:
-                if isinstance(logger, TensorBoardLogger):
-                    logger.experiment.add_image(f"{root}/plot", image, global_step=0, dataformats="HWC")
-                    logger.experiment.flush()
-
-    def _report_label(self, start: int) -> str:
-        """What names this test's files and tags: nothing for the first, ``step<N>`` for one that starts at global
-        step N > 0 (a later fit), and a count besides when that name was taken (a test-only fit leaves N at 0)."""
-        base = f"step{start}" if start else ""
-        taken = self._report_bases.count(base)
-        self._report_bases.append(base)
-        if not taken:
-            return base
-        return f"{base}_test{taken + 1}" if base else f"test{taken + 1}"
+        _range_test_output.announce(result)
+        _range_test_output.write_report(
+            trainer, result, self._labels, dirpath, self._config(), self.save_files, self.log_to_loggers
+        )
 
     def _config(self) -> dict[str, Any]:
         return {
@@ -557,228 +389,6 @@ class LRRangeTestCallback(Callback):
             "suggestion": resolve_strategy(self.suggestion)[0] if callable(self.suggestion) else self.suggestion,
             "weight_decays": self.weight_decays,
         }
-
-
-# --- one sweep step through the strategy --------------------------------------------------
-
-
-class _Batches:
-    """Batches of ``trainer.train_dataloader`` on the device, started again after each epoch's worth.
-
-    An epoch's worth is ``trainer.num_training_batches``: the loader's length, or
-    fewer with ``limit_train_batches``, so the sweep sees the batches training sees.
-    """
-
-    def __init__(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        iterables = trainer.train_dataloader
-        if iterables is None:
-            raise MisconfigurationException(
-                "LRRangeTestCallback found no training data (`trainer.train_dataloader` is None)."
-            )
-        self.trainer = trainer
-        # The same wrapper the fit loop uses, so the batches have the same structure as in training.
-        self.loader = CombinedLoader(apply_to_collection(iterables, DataLoader, _own_workers), "max_size_cycle")
-        self.convert_input = trainer.precision_plugin.convert_input
-        datamodule = trainer.datamodule
-        # `batch_to_device` applies `transfer_batch_to_device` and `on_after_batch_transfer`; the
-        # loop applies `on_before_batch_transfer` itself, from the datamodule when it overrides it.
-        if datamodule is not None and is_overridden("on_before_batch_transfer", datamodule):
-            self.before_transfer = datamodule.on_before_batch_transfer
-        else:
-            self.before_transfer = pl_module.on_before_batch_transfer
-        self.iterator: Iterator | None = None
-        limit = trainer.num_training_batches  # inf for a loader without a length
-        self.per_epoch = int(limit) if math.isfinite(limit) and limit > 0 else None
-        self.taken = 0
-
-    def next(self) -> tuple[Any, int]:
-        for _ in range(2):
-            if self.iterator is None or (self.per_epoch is not None and self.taken >= self.per_epoch):
-                self.iterator, self.taken = iter(self.loader), 0
-            try:
-                batch, batch_idx, _ = next(self.iterator)
-                break
-            except StopIteration:
-                self.iterator = None
-        else:
-            raise MisconfigurationException("LRRangeTestCallback: the training dataloader yields no batches.")
-        self.taken += 1
-        # As the fit loop does: the precision plugin's dtype first (`*-true` precision), then the hooks.
-        batch = self.before_transfer(self.convert_input(batch), 0)
-        return self.trainer.strategy.batch_to_device(batch, dataloader_idx=0), batch_idx
-
-    def close(self) -> None:
-        self.iterator = None
-
-
-def _own_workers(loader: DataLoader) -> DataLoader:
-    """``loader``, or for persistent workers a copy that starts its own workers on every pass.
-
-    A DataLoader with persistent workers hands every ``iter()`` the one iterator that
-    the fit loop already holds, its first epoch's order drawn and maybe a batch
-    prefetched: the sweep must not restart it. The copy shares dataset, sampler and
-    generator, so the RNG snapshot covers it.
-    """
-    if not (loader.persistent_workers and loader.num_workers > 0):
-        return loader
-    copied = copy.copy(loader)
-    # DataLoader refuses to change `persistent_workers` after construction; this copy is the sweep's own.
-    object.__setattr__(copied, "persistent_workers", False)
-    object.__setattr__(copied, "_iterator", None)
-    return copied
-
-
-def _optimizer_step(
-    trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer, batches: _Batches
-) -> torch.Tensor:
-    """One optimizer step over ``accumulate_grad_batches`` batches, as the automatic loop does it.
-
-    Returns the mean raw loss of those batches (detached).
-    """
-    strategy = trainer.strategy
-    k = trainer.accumulate_grad_batches
-    raw: list[torch.Tensor] = []
-
-    def forward(batch: Any, batch_idx: int) -> torch.Tensor:
-        loss = _loss(strategy.training_step(batch, batch_idx))
-        raw.append(loss.detach().float())
-        return loss
-
-    batch, batch_idx = batches.next()
-    if k > 1:
-        pl_module.optimizer_zero_grad(trainer.current_epoch, batch_idx, optimizer)
-        for _ in range(k - 1):
-            # No DDP gradient sync until the last batch, as in training.
-            block = strategy.block_backward_sync() if isinstance(strategy, ParallelStrategy) else nullcontext()
-            with block:
-                strategy.backward(forward(batch, batch_idx) / k, optimizer)
-            batch, batch_idx = batches.next()
-    first_call = len(raw)
-
-    def closure() -> torch.Tensor:
-        # Optimizers such as LBFGS call the closure several times; record only the first loss.
-        if k == 1:
-            pl_module.optimizer_zero_grad(trainer.current_epoch, batch_idx, optimizer)
-        loss = forward(batch, batch_idx)
-        del raw[first_call + 1 :]
-        strategy.backward(loss / k, optimizer)
-        return loss.detach()
-
-    strategy.optimizer_step(optimizer, closure)
-    return torch.stack(raw).mean()
-
-
-def _loss(output: Any) -> torch.Tensor:
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, Mapping) and isinstance(output.get("loss"), torch.Tensor):
-        return output["loss"]
-    raise MisconfigurationException(
-        "LRRangeTestCallback needs `training_step` to return the loss (a tensor, or a dict with a 'loss' tensor),"
-        f" but it returned {type(output).__name__}. Return the loss for every batch."
-    )
-
-
-# --- saving and restoring the training state --------------------------------------------
-
-
-class _Snapshot:
-    """Everything the sweep changes, held in memory, and put back in place.
-
-    Parameters and buffers are copied back in place (``load_state_dict``), so the
-    optimizer's and the DDP wrapper's references stay valid.
-    """
-
-    def __init__(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer) -> None:
-        self.trainer, self.pl_module, self.optimizer = trainer, pl_module, optimizer
-        self.model = copy.deepcopy(pl_module.state_dict())
-        # Non-persistent buffers are not in the state dict but change with training all the same.
-        self.buffers = {name: b.detach().clone() for name, b in pl_module.named_buffers()}
-        self.optimizer_state = copy.deepcopy(optimizer.state_dict())
-        self.precision = copy.deepcopy(trainer.precision_plugin.state_dict())
-        self.rng = _rng_state()
-        self.generators = _loader_generators(trainer)
-        self.generator_states = [g.get_state() for g in self.generators]
-
-    def restore(self) -> None:
-        self.pl_module.load_state_dict(self.model)
-        with torch.no_grad():
-            for name, buffer in self.pl_module.named_buffers():
-                if name in self.buffers:
-                    buffer.copy_(self.buffers[name])
-        for param in self.pl_module.parameters():
-            param.grad = None
-        self.optimizer.load_state_dict(self.optimizer_state)
-        self.trainer.precision_plugin.load_state_dict(copy.deepcopy(self.precision))
-        _set_rng_state(self.rng)
-        for generator, state in zip(self.generators, self.generator_states):
-            generator.set_state(state)
-
-
-def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _loader_generators(trainer: pl.Trainer) -> list[torch.Generator]:
-    """The DataLoaders' own generators (``DataLoader(generator=...)``), which the sweep's shuffling advances."""
-    found: dict[int, torch.Generator] = {}
-    iterables = trainer.train_dataloader
-    if iterables is None:
-        return []
-    for loader in CombinedLoader(iterables).flattened:
-        batch_sampler = getattr(loader, "batch_sampler", None)
-        for owner in (loader, getattr(loader, "sampler", None), getattr(batch_sampler, "sampler", None)):
-            generator = getattr(owner, "generator", None)
-            if isinstance(generator, torch.Generator):
-                found[id(generator)] = generator
-    return list(found.values())
-
-
-@contextmanager
-def _ignored_logging(pl_module: pl.LightningModule) -> Iterator[None]:
-    """Make ``self.log``/``self.log_dict`` no-ops: the sweep must not reach epoch metrics (nor raise
-    because logging is not allowed in ``on_train_start``)."""
-
-    def ignore(*args: Any, **kwargs: Any) -> None:
-        return None
-
-    names = ("log", "log_dict")
-    shadowed = {name: pl_module.__dict__[name] for name in names if name in pl_module.__dict__}
-    for name in names:
-        setattr(pl_module, name, ignore)
-    try:
-        yield
-    finally:
-        for name in names:
-            if name in shadowed:
-                setattr(pl_module, name, shadowed[name])
-            else:
-                delattr(pl_module, name)
-
-
-def _reset_metrics(pl_module: pl.LightningModule) -> None:
-    try:
-        from torchmetrics import Metric
-    except ImportError:  # pragma: no cover - torchmetrics is a dependency of lightning
-        return
-    for module in pl_module.modules():
-        if isinstance(module, Metric):
-            module.reset()
 
 
 # --- small helpers -------------------------------------------------------------------------
