@@ -9,6 +9,7 @@ from lightning_onecycle.range_test import LRRangeTestCallback
 from lightning_onecycle.range_test_result import RangeTestResult
 from lightning_onecycle.reporting import RunHistory, ValidationHistory, plot_comparison, write_comparison
 from lightning_onecycle.schedules import CyclicSchedule, LRSweep, OneCycleSchedule
+from lightning_onecycle.suggestion_provider import SuggestionProvider
 from lightning_onecycle.suggestions import AUTO, DEFAULT_STRATEGY, STRATEGIES, suggest
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "OneCycleSchedule",
     "RangeTestResult",
     "RunHistory",
+    "SuggestionProvider",
     "TransferClassifier",
     "ValidationHistory",
     "plot_comparison",

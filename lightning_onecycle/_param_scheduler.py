@@ -5,18 +5,23 @@
 step about to happen (derived from ``trainer.global_step``, so it is right after
 a resume and changes once per ``accumulate_grad_batches`` batches), writes lr
 and momentum into every param group of every optimizer, and logs them to all of
-the Trainer's loggers. Subclasses only say *what the values are* by building
-one :class:`~lightning_onecycle.schedules.Schedule` per param group.
+the Trainer's loggers. A subclass only says *what the values are*: its
+settings (a frozen dataclass, validated when built) and how they resolve, at
+the first batch, into a plan (another frozen dataclass) that builds one
+:class:`~lightning_onecycle.schedules.Schedule` per param group.
+
+Private: the public callbacks are :class:`~lightning_onecycle.OneCycleCallback`
+and :class:`~lightning_onecycle.CyclicLRCallback`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, fields
+from typing import Any, ClassVar, Protocol
 
 import lightning.pytorch as pl
-import numpy as np
 from lightning.pytorch.callbacks import Callback, GradientAccumulationScheduler, LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -28,14 +33,36 @@ from lightning_onecycle.schedules import Schedule
 LRSpec = float | Sequence[float]
 
 
+class SchedulePlan(Protocol):
+    """The numbers that fix a run's schedules: resolved at the first batch, kept in checkpoints.
+
+    Implemented by frozen dataclasses whose fields are plain Python values, so that
+    ``dataclasses.asdict(plan)`` loads with ``torch.load(weights_only=True)`` and
+    ``type(plan)(**that_dict)`` rebuilds the plan.
+    """
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def schedules(self) -> list[list[Schedule | None]]:
+        """One schedule per param group per optimizer (``None``: a frozen group, left alone)."""
+        ...
+
+
 class ParamGroupScheduler(Callback):
     """Base callback: apply one schedule per param group at every optimizer step.
 
-    Subclasses implement :meth:`_resolve` (turn arguments plus the trainer's
-    optimizers into plain numbers, stored in checkpoints) and :meth:`_build`
-    (numbers to schedules).
+    A subclass passes its validated ``settings`` (a frozen dataclass) to
+    ``__init__``, names its plan's class in ``plan_type`` and implements
+    :meth:`_resolve` (settings plus the Trainer into a plan). It may also
+    override :meth:`_check_before_training` and :meth:`_length_is_explicit`.
+
+    A resumed fit keeps the checkpoint's plan, as the interrupted run would have
+    continued, and warns which of the settings passed now differ from those the
+    plan was made from (compared field by field) and whether the run's length
+    differs from the plan's.
 
     Args:
+        settings: The subclass's settings, a frozen dataclass of plain values.
         cycle_momentum: ``True`` requires every param group to have momentum (or
             Adam-style betas) and cycles it; ``None`` (default) cycles it where the
             optimizer has it and warns once for groups that don't (Adagrad, SGD
@@ -47,14 +74,19 @@ class ParamGroupScheduler(Callback):
         ValueError: If ``log_every_n_steps`` is negative.
     """
 
-    def __init__(self, cycle_momentum: bool | None = None, log_every_n_steps: int = 1) -> None:
+    plan_type: ClassVar[Callable[..., SchedulePlan]]
+    """Rebuilds the plan from ``dataclasses.asdict(plan)`` (a checkpoint's)."""
+
+    def __init__(self, settings: Any, cycle_momentum: bool | None = None, log_every_n_steps: int = 1) -> None:
         if isinstance(log_every_n_steps, bool) or not isinstance(log_every_n_steps, int) or log_every_n_steps < 0:
             raise ValueError(f"Expected a non-negative integer `log_every_n_steps`, but got {log_every_n_steps!r}.")
         if cycle_momentum not in (None, True, False):
             raise ValueError(f"Expected `cycle_momentum` to be True, False or None, but got {cycle_momentum!r}.")
+        self.settings = settings
         self.cycle_momentum = cycle_momentum
         self.log_every_n_steps = log_every_n_steps
-        self._resolved: dict[str, Any] | None = None
+        self._plan: SchedulePlan | None = None
+        self._plan_settings: Any = None  # the settings the plan was made from (a checkpoint's, on resume)
         self._schedules: list[list[Schedule | None]] | None = None
         self._momentum_on: list[list[bool]] = []
         self._names: list[list[str]] = []
@@ -62,44 +94,27 @@ class ParamGroupScheduler(Callback):
         self._warned_past_end = False
         self._warned_new_groups: set[int] = set()
         self._start_step = 0  # the optimizer step at which this fit's schedule starts (its step 0)
-        self._ignored_settings: list[str] = []  # on resume: settings passed now that the checkpoint overrides
 
     # --- what subclasses provide -------------------------------------------------
 
-    def _resolve(self, trainer: pl.Trainer, optimizers: list[Optimizer]) -> dict[str, Any]:
-        """Return the plain numbers (JSON-able) that fix the schedules for this run."""
+    def _resolve(self, trainer: pl.Trainer) -> SchedulePlan:
+        """The plan for this run from the settings and the trainer (at the first batch, optimizers set up)."""
         raise NotImplementedError
-
-    def _build(self, resolved: dict[str, Any]) -> list[list[Schedule | None]]:
-        """Return one schedule per param group per optimizer from :meth:`_resolve`'s numbers
-        (``None`` for a group whose lr is 0: a frozen group, left alone)."""
-        raise NotImplementedError
-
-    def _check_trainer(self, trainer: pl.Trainer) -> None:
-        """Raise if this trainer's configuration cannot work with the callback (at ``setup``)."""
 
     def _check_before_training(self, trainer: pl.Trainer) -> None:
         """Raise at ``on_fit_start``, optimizers known, for what would otherwise fail at the first batch
         (after an LR range test's sweep)."""
 
-    def _ignored_on_resume(self, trainer: pl.Trainer) -> list[str]:
-        """The settings passed to this callback that differ from the resumed schedule's (``name=value``)."""
-        return []
-
     def _length_is_explicit(self) -> bool:
-        """Whether the resumed schedule's length is the one passed now (``total_steps``), not the Trainer's."""
+        """Whether the resumed plan's length is the one the settings ask for now, not the Trainer's."""
         return False
 
-    def _scheduled_group_counts(self) -> list[int] | None:
-        """How many param groups of each optimizer the resolved schedule covers; ``None`` before it is resolved."""
-        counts = [len(lrs) for lrs in (self._resolved or {}).get("max_lrs", [])]
-        return counts or None
-
-    def _groups_as_scheduled(self, trainer: pl.Trainer) -> bool:
-        """Whether the optimizers have the groups the resolved schedule covers (none added since, by unfreezing)."""
-        return self._scheduled_group_counts() == [len(opt.param_groups) for opt in trainer.optimizers]
-
     # --- public state --------------------------------------------------------------
+
+    @property
+    def schedule_kwargs(self) -> dict[str, Any]:
+        """The settings as a dict of plain values (a copy)."""
+        return asdict(self.settings)
 
     @property
     def schedules(self) -> list[list[Schedule | None]] | None:
@@ -109,17 +124,21 @@ class ParamGroupScheduler(Callback):
     @property
     def total_steps(self) -> int | None:
         """Optimizer steps the schedule spans, once resolved."""
-        if self._schedules is None:
-            return None
-        return next(s for schedules in self._schedules for s in schedules if s is not None).total_steps
+        return None if self._schedules is None else _length(self._schedules)
+
+    @property
+    def total_steps_resolved(self) -> int | None:
+        """The schedule's length from the resolved plan (also before the schedules are built)."""
+        return None if self._plan is None else _length(self._plan.schedules())
 
     # --- hooks --------------------------------------------------------------------
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
-            # A new fit resolves afresh; a resumed one gets `_resolved` back from
+            # A new fit resolves afresh; a resumed one gets its plan back from
             # `load_state_dict`, which Lightning calls after `setup`.
-            self._resolved = None
+            self._plan = None
+            self._plan_settings = None
             self._start_step = 0
             others = [
                 type(c).__name__ for c in trainer.callbacks if isinstance(c, ParamGroupScheduler) and c is not self
@@ -136,7 +155,6 @@ class ParamGroupScheduler(Callback):
                     f" Remove the LearningRateMonitor, or pass log_every_n_steps=0 to {type(self).__name__}.",
                     category=UserWarning,
                 )
-            self._check_trainer(trainer)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         name = type(self).__name__
@@ -154,9 +172,10 @@ class ParamGroupScheduler(Callback):
         _param_groups.prepare_for_scheduling(trainer.optimizers, name)
         self._momentum_on = []
         missing: list[str] = []
-        # Names of the groups the schedule covers: on resume, those in the checkpoint's schedule (a group added
+        # Names of the groups the schedule covers: on resume, those in the checkpoint's plan (a group added
         # during the run, e.g. by BackboneFinetuning, is back already but is not scheduled, and must not rename them).
-        self._names = _param_groups.group_names(trainer.optimizers, self._scheduled_group_counts())
+        counts = None if self._plan is None else [len(s) for s in self._plan.schedules()]
+        self._names = _param_groups.group_names(trainer.optimizers, counts)
         for opt_names, optimizer in zip(self._names, trainer.optimizers):
             flags = []
             for group_name, group in zip(opt_names, optimizer.param_groups):
@@ -171,10 +190,8 @@ class ParamGroupScheduler(Callback):
                 " `momentum` > 0 or `betas`. Use an optimizer with momentum (SGD(momentum=0.9), Adam, AdamW, ...)"
                 " or pass cycle_momentum=None/False."
             )
-        if self._resolved is None and not _training_is_off(trainer):  # a resumed fit has its settings back
+        if self._plan is None and not _training_is_off(trainer):  # a resumed fit has its plan back
             self._check_before_training(trainer)
-        # Compared now, while the param groups hold the configured lrs (the checkpoint's come back later).
-        self._ignored_settings = self._ignored_on_resume(trainer) if self._resolved is not None else []
         if missing and self.cycle_momentum is None:
             rank_zero_warn(
                 f"{name}: param group(s) {missing} have no momentum or betas; only their learning rate is cycled."
@@ -185,7 +202,7 @@ class ParamGroupScheduler(Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Again: a checkpoint's optimizer state, restored after `on_fit_start`, brings a shared tensor lr back.
         _param_groups.prepare_for_scheduling(trainer.optimizers, type(self).__name__)
-        if self._resolved is not None:
+        if self._plan is not None:
             # Not at `on_fit_start`: counting the run's steps sets up the training data, and before the
             # checkpoint's loop state is restored that would keep a stateful loader from getting its state back.
             self._warn_resumed_schedule(trainer)
@@ -198,11 +215,12 @@ class ParamGroupScheduler(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         if self._schedules is None:
-            if self._resolved is None:
+            if self._plan is None:
                 # A second `fit` of the same Trainer starts a new cycle where the first one stopped.
                 self._start_step = self._optimizer_step(trainer)
-                self._resolved = self._resolve(trainer, trainer.optimizers)
-            self._schedules = self._build(self._resolved)
+                self._plan = self._resolve(trainer)
+                self._plan_settings = self.settings
+            self._schedules = self._plan.schedules()
         step = self._optimizer_step(trainer) - self._start_step
         total = self.total_steps
         if total is not None and step >= total and not self._warned_past_end:
@@ -261,10 +279,27 @@ class ParamGroupScheduler(Callback):
     def _optimizer_step(trainer: pl.Trainer) -> int:
         return optimizer_steps_done(trainer)
 
+    # --- resuming -------------------------------------------------------------------
+
+    def _ignored_settings(self) -> list[str]:
+        """The settings passed now that differ from those the resumed plan was made from (``name=value``).
+
+        A checkpoint written before settings were stored holds none to compare with.
+        """
+        saved = self._plan_settings
+        if saved is None:
+            return []
+        now = self.settings
+        return [
+            f"{f.name}={_shown(getattr(now, f.name))}"
+            for f in fields(now)
+            if getattr(now, f.name) != getattr(saved, f.name)
+        ]
+
     def _warn_resumed_schedule(self, trainer: pl.Trainer) -> None:
         """A resumed fit keeps its checkpoint's schedule: say so when this run's settings disagree with it."""
         name, total = type(self).__name__, self.total_steps_resolved
-        ignored = self._ignored_settings
+        ignored = self._ignored_settings()
         run = None
         if total is not None and not self._length_is_explicit():
             try:  # where this run ends, in optimizer steps (the loops' restored epoch may be one behind)
@@ -272,15 +307,14 @@ class ParamGroupScheduler(Callback):
             except MisconfigurationException:
                 pass
         end = self._start_step + total if total is not None else None
-        mismatch = end is not None and run is not None and run != end
-        if not ignored and not mismatch:
-            return
         what = []
         if ignored:
             what.append(f"it ignores {', '.join(ignored)} passed now")
-        if mismatch:
-            after = "holds the final values after it" if run > end else "stops before the cycle ends"  # type: ignore
+        if end is not None and run is not None and run != end:
+            after = "holds the final values after it" if run > end else "stops before the cycle ends"
             what.append(f"its cycle ends at optimizer step {end} while this run has {run} steps, so training {after}")
+        if not what:
+            return
         rank_zero_warn(
             f"{name}: resuming with the checkpoint's schedule, as the interrupted run would have continued; "
             + "; ".join(what)
@@ -289,20 +323,32 @@ class ParamGroupScheduler(Callback):
             category=UserWarning,
         )
 
-    @property
-    def total_steps_resolved(self) -> int | None:
-        """The schedule's length from the resolved settings (also before the schedules are built)."""
-        return None if self._resolved is None else self._resolved.get("total_steps")
-
     # --- checkpointing --------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        return {"resolved": self._resolved, "start_step": self._start_step}
+        # Plain Python only: checkpoints load with `torch.load(weights_only=True)`.
+        return {
+            "resolved": None if self._plan is None else asdict(self._plan),
+            "settings": None if self._plan_settings is None else asdict(self._plan_settings),
+            "start_step": self._start_step,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._resolved = state_dict.get("resolved")
+        resolved, settings = state_dict.get("resolved"), state_dict.get("settings")
+        self._plan = None if resolved is None else self.plan_type(**resolved)
+        # Checkpoints written before the settings were stored (0.1.0) have only "resolved" and "start_step".
+        self._plan_settings = None if settings is None else type(self.settings)(**settings)
         self._start_step = state_dict.get("start_step", 0)
         self._schedules = None
+
+
+def _length(schedules: list[list[Schedule | None]]) -> int | None:
+    return next(s for groups in schedules for s in groups if s is not None).total_steps
+
+
+def _shown(value: Any) -> str:
+    """A setting as it would be passed: a tuple (how sequences are stored) as a list."""
+    return repr(list(value)) if isinstance(value, tuple) else repr(value)
 
 
 def optimizer_steps_done(trainer: pl.Trainer) -> int:
@@ -323,24 +369,6 @@ def _training_is_off(trainer: pl.Trainer) -> bool:
 
 def _accumulation_scheduler(trainer: pl.Trainer) -> GradientAccumulationScheduler | None:
     return next((c for c in trainer.callbacks if isinstance(c, GradientAccumulationScheduler)), None)
-
-
-def plain_numbers(value: Any) -> Any:
-    """NumPy scalars and arrays as the Python numbers and lists they hold; lists and tuples element-wise.
-
-    Callback settings end up in checkpoints, which ``torch.load(weights_only=True)``
-    reads only as plain Python, and in the checks, which accept ``int`` and ``float``.
-
-    Example::
-
-        >>> plain_numbers(np.float32(0.5)), plain_numbers([np.int64(3), 0.1]), plain_numbers("auto")
-        (0.5, [3, 0.1], 'auto')
-    """
-    if isinstance(value, (np.generic, np.ndarray)):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return type(value)(plain_numbers(v) for v in value)
-    return value
 
 
 def total_steps_from_trainer(trainer: pl.Trainer, owner: str, whole_run: bool = False) -> int:

@@ -1,20 +1,67 @@
-"""``CyclicLRCallback``: Smith's cyclical learning rates (CLR) applied every optimizer step."""
+"""``CyclicLRCallback``: Smith's cyclical learning rates (CLR) applied every optimizer step.
+
+Its settings (:class:`CyclicSettings`) are checked when the callback is built;
+at the first batch they resolve, with the Trainer's param groups (and for step
+sizes in epochs, its epoch length), into a :class:`CyclicPlan`, the numbers the
+checkpoint keeps.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import GradientAccumulationScheduler
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from torch.optim import Optimizer
 
-from lightning_onecycle._param_scheduler import LRSpec, ParamGroupScheduler, plain_numbers, resolve_group_lrs
-from lightning_onecycle.schedules import CyclicMode, CyclicSchedule, Schedule, check_positive_finite
+from lightning_onecycle._param_scheduler import LRSpec, ParamGroupScheduler, resolve_group_lrs
+from lightning_onecycle._settings import PlainFields, field_values, frozen_numbers, settings_from
+from lightning_onecycle.schedules import CyclicMode, CyclicSchedule, CyclicShape, Schedule, check_positive_finite
 
+__all__ = ["CyclicLRCallback", "CyclicPlan", "CyclicSettings"]
 
 StepSizeUnit = Literal["steps", "epochs"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CyclicSettings(PlainFields, CyclicShape):
+    """What a :class:`CyclicLRCallback` was given that fixes its schedule (see its arguments); lists as tuples.
+
+    Raises:
+        ValueError: If a value is out of range; the message names it.
+    """
+
+    base_lr: float | Sequence[float]
+    max_lr: float | Sequence[float] | None = None
+    keep_group_ratios: bool = True
+    step_size_unit: StepSizeUnit = "steps"
+
+    def __post_init__(self) -> None:
+        if self.step_size_unit not in ("steps", "epochs"):
+            raise ValueError(f"Expected `step_size_unit` to be 'steps' or 'epochs', but got {self.step_size_unit!r}.")
+        super().__post_init__()  # plain values, then the shape's checks
+        for name, spec in (("base_lr", self.base_lr), ("max_lr", self.max_lr)):
+            if spec is not None:
+                for v in spec if isinstance(spec, Sequence) else (spec,):
+                    check_positive_finite(name, v)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CyclicPlan(PlainFields, CyclicShape):
+    """A run's CLR: the shape (step sizes in optimizer steps) and each param group's bounds (0: a frozen group)."""
+
+    base_lrs: tuple[tuple[float, ...], ...]
+    max_lrs: tuple[tuple[float, ...], ...]
+
+    def schedules(self) -> list[list[Schedule | None]]:
+        shape = field_values(self, CyclicShape)
+        return [
+            [CyclicSchedule(base_lr=b, max_lr=m, **shape) if m > 0 else None for b, m in zip(bases, peaks)]
+            for bases, peaks in zip(self.base_lrs, self.max_lrs)
+        ]
 
 
 class CyclicLRCallback(ParamGroupScheduler):
@@ -58,6 +105,9 @@ class CyclicLRCallback(ParamGroupScheduler):
         >>> trainer = pl.Trainer(callbacks=[clr])
     """
 
+    plan_type = CyclicPlan
+    settings: CyclicSettings
+
     def __init__(
         self,
         base_lr: LRSpec,
@@ -73,93 +123,51 @@ class CyclicLRCallback(ParamGroupScheduler):
         log_every_n_steps: int = 1,
         step_size_unit: StepSizeUnit = "steps",
     ) -> None:
-        super().__init__(cycle_momentum=cycle_momentum, log_every_n_steps=log_every_n_steps)
-        base_lr, max_lr, step_size_up, step_size_down, gamma, base_momentum, max_momentum = plain_numbers(
-            (base_lr, max_lr, step_size_up, step_size_down, gamma, base_momentum, max_momentum)
-        )
-        if step_size_unit not in ("steps", "epochs"):
-            raise ValueError(f"Expected `step_size_unit` to be 'steps' or 'epochs', but got {step_size_unit!r}.")
-        self.step_size_unit = step_size_unit
-        self.schedule_kwargs: dict[str, Any] = {
-            "step_size_up": step_size_up,
-            "step_size_down": step_size_down,
-            "mode": mode,
-            "gamma": gamma,
-            "base_momentum": base_momentum,
-            "max_momentum": max_momentum,
-        }
-        # Validate every setting now, with stand-in bounds (step sizes in epochs are positive numbers too).
-        CyclicSchedule(base_lr=1.0, max_lr=2.0, **self.schedule_kwargs)
-        for name, spec in (("base_lr", base_lr), ("max_lr", max_lr)):
-            if spec is not None:
-                for v in [spec] if isinstance(spec, (int, float)) else spec:
-                    check_positive_finite(name, v)
-        self.base_lr = base_lr
-        self.max_lr = max_lr
-        self.keep_group_ratios = keep_group_ratios
+        settings = settings_from(CyclicSettings, locals())
+        super().__init__(settings, cycle_momentum=cycle_momentum, log_every_n_steps=log_every_n_steps)
 
     def _check_before_training(self, trainer: pl.Trainer) -> None:
         # The bounds now; step sizes in epochs need the epoch's length, known once the fit loop has the data.
-        self._resolve_bounds(trainer.optimizers)
-        if self.step_size_unit == "epochs":
+        self._bounds(trainer)
+        if self.settings.step_size_unit == "epochs":
             _check_fixed_steps_per_epoch(trainer)
 
-    def _ignored_on_resume(self, trainer: pl.Trainer) -> list[str]:
-        resolved = self._resolved or {}
-        keys = ("mode", "gamma", "base_momentum", "max_momentum")
-        ignored = [f"{k}={self.schedule_kwargs[k]!r}" for k in keys if resolved.get(k) != self.schedule_kwargs[k]]
-        if self._groups_as_scheduled(trainer):  # else the bounds cannot be compared group by group
-            try:
-                now = self._resolve_bounds(trainer.optimizers)
-            except MisconfigurationException:
-                now = None
-            if now != (resolved.get("base_lrs"), resolved.get("max_lrs")):
-                ignored.append(f"base_lr={self.base_lr!r}, max_lr={self.max_lr!r}")
-        if self.step_size_unit == "steps":
-            for k in ("step_size_up", "step_size_down"):
-                if resolved.get(k) != self.schedule_kwargs[k]:
-                    ignored.append(f"{k}={self.schedule_kwargs[k]!r}")
-        return ignored
+    def _resolve(self, trainer: pl.Trainer) -> CyclicPlan:
+        base_lrs, max_lrs = self._bounds(trainer)
+        shape = field_values(self.settings, CyclicShape)
+        shape.update(self._step_sizes(trainer))
+        return CyclicPlan(base_lrs=base_lrs, max_lrs=max_lrs, **shape)
 
-    def _resolve(self, trainer: pl.Trainer, optimizers: list[Optimizer]) -> dict[str, Any]:
-        base_lrs, max_lrs = self._resolve_bounds(optimizers)
-        return {"base_lrs": base_lrs, "max_lrs": max_lrs, **self.schedule_kwargs, **self._step_sizes(trainer)}
-
-    def _resolve_bounds(self, optimizers: list[Optimizer]) -> tuple[list[list[float]], list[list[float]]]:
-        kwargs = {"owner": "CyclicLRCallback", "keep_ratio": self.keep_group_ratios}
-        base_lrs = resolve_group_lrs(self.base_lr, optimizers, name="base_lr", **kwargs)
-        max_lrs = resolve_group_lrs(self.max_lr, optimizers, name="max_lr", **kwargs)
+    def _bounds(self, trainer: pl.Trainer) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
+        """Each param group's (base lr, max lr), checked: only a frozen group (lr 0) has 0, and then both."""
+        name, settings = type(self).__name__, self.settings
+        kwargs = {"owner": name, "keep_ratio": settings.keep_group_ratios}
+        base_lrs = resolve_group_lrs(settings.base_lr, trainer.optimizers, name="base_lr", **kwargs)
+        max_lrs = resolve_group_lrs(settings.max_lr, trainer.optimizers, name="max_lr", **kwargs)
         for bases, peaks in zip(base_lrs, max_lrs):
             for b, m in zip(bases, peaks):
                 if (b == 0) != (m == 0):
                     raise MisconfigurationException(
-                        f"CyclicLRCallback: a param group has base_lr {b} and max_lr {m}. Only a frozen group"
+                        f"{name}: a param group has base_lr {b} and max_lr {m}. Only a frozen group"
                         " (configured lr 0) may have 0, and then both are 0. Give it positive bounds."
                     )
-        return base_lrs, max_lrs
+        return frozen_numbers(base_lrs), frozen_numbers(max_lrs)
 
-    def _step_sizes(self, trainer: pl.Trainer) -> dict[str, int | None]:
+    def _step_sizes(self, trainer: pl.Trainer) -> dict[str, float | None]:
         """``step_size_up``/``step_size_down`` in optimizer steps."""
-        up, down = self.schedule_kwargs["step_size_up"], self.schedule_kwargs["step_size_down"]
-        if self.step_size_unit == "steps":
-            return {"step_size_up": up, "step_size_down": down}
+        settings = self.settings
+        steps = {"step_size_up": settings.step_size_up, "step_size_down": settings.step_size_down}
+        if settings.step_size_unit == "steps":
+            return steps
         _check_fixed_steps_per_epoch(trainer)
         batches = trainer.num_training_batches  # one epoch as the Trainer runs it: `limit_train_batches`, per process
         if not math.isfinite(batches) or batches < 1:
             raise MisconfigurationException(
-                "CyclicLRCallback(step_size_unit='epochs') needs the length of an epoch, but the training data has"
-                " none (an IterableDataset). Give the step sizes in optimizer steps (step_size_unit='steps')."
+                f"{type(self).__name__}(step_size_unit='epochs') needs the length of an epoch, but the training data"
+                " has none (an IterableDataset). Give the step sizes in optimizer steps (step_size_unit='steps')."
             )
         per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
-        steps = {"step_size_up": up, "step_size_down": down}
         return {k: None if v is None else max(1, round(v * per_epoch)) for k, v in steps.items()}
-
-    def _build(self, resolved: dict[str, Any]) -> list[list[Schedule | None]]:
-        kwargs = {k: v for k, v in resolved.items() if k not in ("base_lrs", "max_lrs")}
-        return [
-            [CyclicSchedule(base_lr=b, max_lr=m, **kwargs) if m > 0 else None for b, m in zip(bases, peaks)]
-            for bases, peaks in zip(resolved["base_lrs"], resolved["max_lrs"])
-        ]
 
 
 def _check_fixed_steps_per_epoch(trainer: pl.Trainer) -> None:

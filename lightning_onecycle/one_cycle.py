@@ -1,49 +1,78 @@
-"""``OneCycleCallback``: Smith's 1cycle policy applied every optimizer step."""
+"""``OneCycleCallback``: Smith's 1cycle policy applied every optimizer step.
+
+Its settings (:class:`OneCycleSettings`) are checked when the callback is
+built; at the first batch they resolve, with the Trainer's run length and
+param groups, into a :class:`OneCyclePlan`, the numbers the checkpoint keeps.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Union
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Union
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from torch.optim import Optimizer
 
-from lightning_onecycle._param_scheduler import (
-    LRSpec,
-    ParamGroupScheduler,
-    plain_numbers,
-    resolve_group_lrs,
-    total_steps_from_trainer,
+from lightning_onecycle._param_scheduler import LRSpec, ParamGroupScheduler, resolve_group_lrs, total_steps_from_trainer
+from lightning_onecycle._settings import PlainFields, field_values, frozen_numbers, settings_from
+from lightning_onecycle.schedules import (
+    AnnealStrategy,
+    OneCycleSchedule,
+    OneCycleShape,
+    Schedule,
+    check_positive_finite,
+    check_positive_int,
 )
-from lightning_onecycle.schedules import AnnealStrategy, OneCycleSchedule, Schedule, check_positive_finite
+from lightning_onecycle.suggestion_provider import SuggestionProvider, find_suggestion_provider
 
-if TYPE_CHECKING:
-    from lightning_onecycle.range_test import LRRangeTestCallback
+__all__ = ["OneCycleCallback", "OneCyclePlan", "OneCycleSettings"]
 
-MaxLR = Union[float, list[float], Literal["auto"], "LRRangeTestCallback", None]
-
-
-def find_range_test(trainer: pl.Trainer) -> LRRangeTestCallback | None:
-    """The Trainer's ``LRRangeTestCallback``, or ``None``."""
-    from lightning_onecycle.range_test import LRRangeTestCallback
-
-    for callback in trainer.callbacks:
-        if isinstance(callback, LRRangeTestCallback):
-            return callback
-    return None
+# A name or a provider instance first (a config saves it as written), numbers after.
+MaxLR = Union[float, list[float], Literal["auto"], SuggestionProvider, None]
 
 
-def suggested_max_lr(range_test: LRRangeTestCallback, factor: float, owner: str) -> float:
-    """The range test's suggestion times ``factor``, or a clear error when there is none."""
-    suggestion = range_test.suggested_lr
-    if suggestion is None:
-        raise MisconfigurationException(
-            f"{owner} takes its max LR from the LR range test, but the test gave no suggestion"
-            f" (stop reason: {getattr(range_test.result, 'stop_reason', 'the test has not run')})."
-            " Pass `max_lr=...` explicitly, or widen the range test (min_lr, max_lr, num_steps)."
-        )
-    return suggestion * factor
+@dataclass(frozen=True, kw_only=True)
+class OneCycleSettings(PlainFields, OneCycleShape):
+    """What a :class:`OneCycleCallback` was given that fixes its schedule (see its arguments).
+
+    ``max_lr`` holds ``"auto"`` for a suggestion provider passed as ``max_lr``, and a list as a tuple.
+
+    Raises:
+        ValueError: If a value is out of range; the message names it.
+    """
+
+    total_steps: int | None = None
+    max_lr: float | Sequence[float] | str | None = None
+    keep_group_ratios: bool = True
+    max_lr_factor: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # plain values, then the shape's checks
+        if self.total_steps is not None:
+            check_positive_int("total_steps", self.total_steps)
+        if isinstance(self.max_lr, (int, float, tuple)):
+            for v in self.max_lr if isinstance(self.max_lr, tuple) else (self.max_lr,):
+                check_positive_finite("max_lr", v)
+        elif self.max_lr not in (None, "auto"):
+            raise ValueError(f"`max_lr` must be a number, a list, 'auto' or None, but got {self.max_lr!r}.")
+        check_positive_finite("max_lr_factor", self.max_lr_factor)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OneCyclePlan(PlainFields, OneCycleShape):
+    """A run's 1cycle: the shape, the length and each param group's peak lr (0: a frozen group, left alone)."""
+
+    total_steps: int
+    max_lrs: tuple[tuple[float, ...], ...]
+
+    def schedules(self) -> list[list[Schedule | None]]:
+        shape = field_values(self, OneCycleShape)
+        return [
+            [OneCycleSchedule(max_lr=lr, total_steps=self.total_steps, **shape) if lr > 0 else None for lr in lrs]
+            for lrs in self.max_lrs
+        ]
 
 
 class OneCycleCallback(ParamGroupScheduler):
@@ -56,13 +85,13 @@ class OneCycleCallback(ParamGroupScheduler):
     ``OneCycleLR``'s. Unlike ``OneCycleLR`` it finds the number of steps itself,
     survives resume, holds the final value if training runs past the last step,
     and takes its peak lr from an :class:`~lightning_onecycle.LRRangeTestCallback`
-    when one runs first.
+    (or another :class:`~lightning_onecycle.SuggestionProvider`) when one runs first.
 
     Args:
         max_lr: Peak learning rate. ``None`` (default): the range test's suggestion
-            when an ``LRRangeTestCallback`` is among the Trainer's callbacks, else each
-            group's lr from ``configure_optimizers``. ``"auto"`` or the range-test
-            callback itself: the suggestion (an error if there is no range test).
+            when an ``LRRangeTestCallback`` (a suggestion provider) is among the Trainer's
+            callbacks, else each group's lr from ``configure_optimizers``. ``"auto"`` or
+            the provider itself: the suggestion (an error if there is no provider).
             A float: the peak of the group with the largest configured lr; other
             groups keep their ratio to it (discriminative LRs) unless
             ``keep_group_ratios=False``. A list: one peak per param group.
@@ -100,6 +129,9 @@ class OneCycleCallback(ParamGroupScheduler):
         >>> trainer = pl.Trainer(callbacks=[LRRangeTestCallback(), OneCycleCallback()])
     """
 
+    plan_type = OneCyclePlan
+    settings: OneCycleSettings
+
     def __init__(
         self,
         max_lr: MaxLR = None,
@@ -116,126 +148,90 @@ class OneCycleCallback(ParamGroupScheduler):
         max_lr_factor: float = 1.0,
         log_every_n_steps: int = 1,
     ) -> None:
-        super().__init__(cycle_momentum=cycle_momentum, log_every_n_steps=log_every_n_steps)
-        max_lr, total_steps, max_lr_factor = plain_numbers((max_lr, total_steps, max_lr_factor))
-        pct_start, div_factor, final_div_factor, base_momentum, max_momentum = plain_numbers(
-            (pct_start, div_factor, final_div_factor, base_momentum, max_momentum)
-        )
-        # Validate every number now by building a schedule with a stand-in lr and length.
-        OneCycleSchedule(
-            max_lr=1.0,
-            total_steps=total_steps if total_steps is not None else 100,
-            pct_start=pct_start,
-            anneal_strategy=anneal_strategy,
-            div_factor=div_factor,
-            final_div_factor=final_div_factor,
-            three_phase=three_phase,
-            base_momentum=base_momentum,
-            max_momentum=max_momentum,
-        )
-        _validate_max_lr(max_lr, "OneCycleCallback")
-        check_positive_finite("max_lr_factor", max_lr_factor)
+        provider = max_lr if isinstance(max_lr, SuggestionProvider) else None
+        settings = settings_from(OneCycleSettings, locals(), max_lr="auto" if provider is not None else max_lr)
+        super().__init__(settings, cycle_momentum=cycle_momentum, log_every_n_steps=log_every_n_steps)
         self.max_lr = max_lr
-        self.requested_total_steps = total_steps
-        self.keep_group_ratios = keep_group_ratios
-        self.max_lr_factor = max_lr_factor
-        self.schedule_kwargs: dict[str, Any] = {
-            "pct_start": pct_start,
-            "anneal_strategy": anneal_strategy,
-            "div_factor": div_factor,
-            "final_div_factor": final_div_factor,
-            "three_phase": three_phase,
-            "base_momentum": base_momentum,
-            "max_momentum": max_momentum,
-        }
+        self._provider = provider
 
-    def _range_test(self, trainer: pl.Trainer) -> LRRangeTestCallback | None:
-        from lightning_onecycle.range_test import LRRangeTestCallback
-
-        if isinstance(self.max_lr, LRRangeTestCallback):
-            return self.max_lr
-        if self.max_lr in (None, "auto"):
-            return find_range_test(trainer)
+    def _suggestion_provider(self, trainer: pl.Trainer) -> SuggestionProvider | None:
+        """The provider whose suggestion is the peak: the one passed as ``max_lr``, or for None/"auto" the Trainer's."""
+        if self._provider is not None:
+            return self._provider
+        if self.settings.max_lr in (None, "auto"):
+            return find_suggestion_provider(trainer)
         return None
 
-    def _check_trainer(self, trainer: pl.Trainer) -> None:
-        from lightning_onecycle.range_test import LRRangeTestCallback
-
-        range_test = self._range_test(trainer)
-        if self.max_lr == "auto" and range_test is None:
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if stage != "fit":
+            return
+        name = type(self).__name__
+        if self.settings.max_lr == "auto" and self._suggestion_provider(trainer) is None:
             raise MisconfigurationException(
-                "OneCycleCallback(max_lr='auto') takes its max LR from an LR range test, but the Trainer has no"
-                " LRRangeTestCallback. Add `LRRangeTestCallback()` to the Trainer's callbacks or pass a number."
+                f"{name}(max_lr='auto') takes its max LR from an LR range test, but the Trainer has no callback that"
+                " suggests one. Add `LRRangeTestCallback()` to the Trainer's callbacks or pass a number."
             )
-        if isinstance(self.max_lr, LRRangeTestCallback) and self.max_lr not in trainer.callbacks:
+        if self._provider is not None and self._provider not in trainer.callbacks:
             raise MisconfigurationException(
-                "OneCycleCallback was given an LRRangeTestCallback as `max_lr` that is not among the Trainer's"
+                f"{name} was given a {type(self._provider).__name__} as `max_lr` that is not among the Trainer's"
                 " callbacks, so it will never run. Add the same instance to `Trainer(callbacks=[...])`."
             )
 
     def _check_before_training(self, trainer: pl.Trainer) -> None:
         # What can fail without the range test's result fails now, before its sweep.
-        if self.requested_total_steps is None:
-            total_steps_from_trainer(trainer, "OneCycleCallback")
-        if self._range_test(trainer) is None:
-            kwargs = {"name": "max_lr", "owner": "OneCycleCallback", "keep_ratio": self.keep_group_ratios}
-            resolve_group_lrs(self.max_lr, trainer.optimizers, **kwargs)  # type: ignore[arg-type]
-
-    def _ignored_on_resume(self, trainer: pl.Trainer) -> list[str]:
-        resolved = self._resolved or {}
-        ignored = [f"{k}={v!r}" for k, v in self.schedule_kwargs.items() if k in resolved and resolved[k] != v]
-        if self.requested_total_steps is not None and self.requested_total_steps != resolved.get("total_steps"):
-            ignored.append(f"total_steps={self.requested_total_steps}")
-        if self._range_test(trainer) is None and self.max_lr is not None and self._groups_as_scheduled(trainer):
-            kwargs = {"name": "max_lr", "owner": "OneCycleCallback", "keep_ratio": self.keep_group_ratios}
-            try:
-                now = resolve_group_lrs(self.max_lr, trainer.optimizers, **kwargs)  # type: ignore[arg-type]
-            except MisconfigurationException:
-                now = None
-            if now != resolved.get("max_lrs"):
-                ignored.append(f"max_lr={self.max_lr!r}")
-        return ignored
+        if self.settings.total_steps is None:
+            total_steps_from_trainer(trainer, type(self).__name__)
+        if self._suggestion_provider(trainer) is None:
+            max_lr = self.settings.max_lr
+            assert not isinstance(max_lr, str)  # "auto" needs a provider, `setup` made sure of it
+            self._max_lrs(max_lr, trainer)
 
     def _length_is_explicit(self) -> bool:
         # The same `total_steps` again: that length was asked for, whatever the run's.
-        return self.requested_total_steps is not None and self.requested_total_steps == self.total_steps_resolved
+        requested = self.settings.total_steps
+        return requested is not None and requested == self.total_steps_resolved
 
-    def _resolve(self, trainer: pl.Trainer, optimizers: list[Optimizer]) -> dict[str, Any]:
+    def _resolve(self, trainer: pl.Trainer) -> OneCyclePlan:
+        name, settings = type(self).__name__, self.settings
         # At least 1: a batch is running, whatever the Trainer's estimate said.
-        total_steps = self.requested_total_steps or max(1, total_steps_from_trainer(trainer, "OneCycleCallback"))
-        range_test = self._range_test(trainer)
+        total_steps = settings.total_steps or max(1, total_steps_from_trainer(trainer, name))
+        provider = self._suggestion_provider(trainer)
         spec: LRSpec | None
-        if range_test is not None and range_test.result is None and trainer.fast_dev_run:
+        if provider is not None and provider.result is None and trainer.fast_dev_run:
             rank_zero_warn(
-                "OneCycleCallback: the LR range test was skipped (`fast_dev_run`), so this smoke run peaks at the"
+                f"{name}: the LR range test was skipped (`fast_dev_run`), so this smoke run peaks at the"
                 " optimizer's configured lr.",
                 category=UserWarning,
             )
             spec = None
-        elif range_test is not None:
-            spec = suggested_max_lr(range_test, self.max_lr_factor, "OneCycleCallback")
+        elif provider is not None:
+            spec = _suggested_max_lr(provider, settings.max_lr_factor, name)
         else:
-            spec = self.max_lr  # type: ignore[assignment]
-        max_lrs = resolve_group_lrs(
-            spec, optimizers, name="max_lr", owner="OneCycleCallback", keep_ratio=self.keep_group_ratios
+            assert not isinstance(settings.max_lr, str)  # "auto" needs a provider, `setup` made sure of it
+            spec = settings.max_lr
+        shape = field_values(settings, OneCycleShape)
+        return OneCyclePlan(total_steps=total_steps, max_lrs=self._max_lrs(spec, trainer), **shape)
+
+    def _max_lrs(self, spec: LRSpec | None, trainer: pl.Trainer) -> tuple[tuple[float, ...], ...]:
+        lrs = resolve_group_lrs(
+            spec,
+            trainer.optimizers,
+            name="max_lr",
+            owner=type(self).__name__,
+            keep_ratio=self.settings.keep_group_ratios,
         )
-        return {"total_steps": total_steps, "max_lrs": max_lrs, **self.schedule_kwargs}
-
-    def _build(self, resolved: dict[str, Any]) -> list[list[Schedule | None]]:
-        kwargs = {k: v for k, v in resolved.items() if k != "max_lrs"}
-        # A group at lr 0 is frozen: no schedule, left alone.
-        return [
-            [OneCycleSchedule(max_lr=lr, **kwargs) if lr > 0 else None for lr in lrs] for lrs in resolved["max_lrs"]
-        ]
+        return frozen_numbers(lrs)
 
 
-def _validate_max_lr(max_lr: Any, owner: str) -> None:
-    from lightning_onecycle.range_test import LRRangeTestCallback
-
-    if max_lr is None or max_lr == "auto" or isinstance(max_lr, LRRangeTestCallback):
-        return
-    if isinstance(max_lr, str):
-        raise ValueError(f"{owner}: `max_lr` must be a number, a list, 'auto' or None, but got {max_lr!r}.")
-    values = [max_lr] if isinstance(max_lr, (int, float)) else list(max_lr)
-    for v in values:
-        check_positive_finite("max_lr", v)
+def _suggested_max_lr(provider: SuggestionProvider, factor: float, owner: str) -> float:
+    """The provider's suggestion times ``factor``, or a clear error when there is none."""
+    suggestion = provider.suggested_lr
+    if suggestion is None:
+        stop_reason = "the test has not run" if provider.result is None else provider.result.stop_reason
+        raise MisconfigurationException(
+            f"{owner} takes its max LR from {type(provider).__name__}, but it gave no suggestion"
+            f" (stop reason: {stop_reason})."
+            " Pass `max_lr=...` explicitly, or widen the range test (min_lr, max_lr, num_steps)."
+        )
+    return suggestion * factor

@@ -39,7 +39,8 @@ from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_set
 from torch.optim import Optimizer
 
 from lightning_onecycle import _param_groups, _range_test_output, _sweep_engine
-from lightning_onecycle._param_scheduler import plain_numbers, resolve_group_lrs
+from lightning_onecycle._param_scheduler import resolve_group_lrs
+from lightning_onecycle._settings import plain_numbers
 from lightning_onecycle.loss_tracking import LossTracker, StopReason
 from lightning_onecycle.range_test_result import RangeTestResult
 from lightning_onecycle.schedules import LRSweep, SweepMode, check_positive_finite

@@ -2,8 +2,8 @@
 
 Nothing here imports Lightning or touches an optimizer. A schedule answers
 "what is the learning rate (and momentum) for optimizer step ``step``?", where
-``step`` counts optimizer steps from 0. The callbacks in
-:mod:`lightning_onecycle.callbacks` apply these values to param groups.
+``step`` counts optimizer steps from 0. The callbacks (``OneCycleCallback``,
+``CyclicLRCallback``, the range test's sweep) apply these values to param groups.
 
 The 1cycle and cyclical schedules reproduce :class:`torch.optim.lr_scheduler.OneCycleLR`
 and :class:`torch.optim.lr_scheduler.CyclicLR` value for value: the value that
@@ -29,8 +29,10 @@ __all__ = [
     "AnnealStrategy",
     "CyclicMode",
     "CyclicSchedule",
+    "CyclicShape",
     "LRSweep",
     "OneCycleSchedule",
+    "OneCycleShape",
     "Schedule",
     "SweepMode",
     "anneal_cos",
@@ -88,14 +90,15 @@ def check_positive_finite(name: str, value: float) -> None:
         raise ValueError(f"Expected a positive finite number for `{name}`, but got {value!r}.")
 
 
+def check_positive_int(name: str, value: int) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"Expected a positive integer `{name}`, but got {value!r}.")
+
+
 def _check_momentum(name: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 <= value < 1.0):
         raise ValueError(f"Expected `{name}` in [0, 1), but got {value!r}.")
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"Expected a positive integer `{name}`, but got {value!r}.")
 
 
 class _Phase(NamedTuple):
@@ -108,8 +111,45 @@ class _Phase(NamedTuple):
     end_momentum: float
 
 
+@dataclass(frozen=True, kw_only=True)
+class OneCycleShape:
+    """1cycle's shape: ``OneCycleLR``'s settings other than its peak lr and length (keyword-only).
+
+    Args:
+        pct_start: Fraction of the cycle spent increasing the lr, in (0, 1).
+        anneal_strategy: ``"cos"`` or ``"linear"`` interpolation within a phase.
+        div_factor: ``initial_lr = max_lr / div_factor``.
+        final_div_factor: ``min_lr = initial_lr / final_div_factor``.
+        three_phase: Use the three-phase variant (up, down to ``initial_lr``, anneal).
+        base_momentum: Momentum (or Adam's beta1) at the peak lr.
+        max_momentum: Momentum at the start and end of the cycle.
+
+    Raises:
+        ValueError: If a setting is out of range; the message names it.
+    """
+
+    pct_start: float = 0.3
+    anneal_strategy: AnnealStrategy = "cos"
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    three_phase: bool = False
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
+
+    def __post_init__(self) -> None:
+        pct_start = self.pct_start
+        if isinstance(pct_start, bool) or not isinstance(pct_start, (int, float)) or not (0 < pct_start < 1):
+            raise ValueError(f"Expected `pct_start` strictly between 0 and 1, but got {pct_start!r}.")
+        if self.anneal_strategy not in _ANNEALERS:
+            raise ValueError(f"Expected `anneal_strategy` to be 'cos' or 'linear', but got {self.anneal_strategy!r}.")
+        check_positive_finite("div_factor", self.div_factor)
+        check_positive_finite("final_div_factor", self.final_div_factor)
+        _check_momentum("base_momentum", self.base_momentum)
+        _check_momentum("max_momentum", self.max_momentum)
+
+
 @dataclass(frozen=True)
-class OneCycleSchedule:
+class OneCycleSchedule(OneCycleShape):
     """Smith's 1cycle policy: lr warms up to ``max_lr`` and anneals far below the start.
 
     Defaults equal :class:`torch.optim.lr_scheduler.OneCycleLR`'s. The learning rate
@@ -122,13 +162,9 @@ class OneCycleSchedule:
     Args:
         max_lr: Peak learning rate.
         total_steps: Number of optimizer steps in the cycle.
-        pct_start: Fraction of the cycle spent increasing the lr, in (0, 1).
-        anneal_strategy: ``"cos"`` or ``"linear"`` interpolation within a phase.
-        div_factor: ``initial_lr = max_lr / div_factor``.
-        final_div_factor: ``min_lr = initial_lr / final_div_factor``.
-        three_phase: Use the three-phase variant (up, down to ``initial_lr``, anneal).
-        base_momentum: Momentum (or Adam's beta1) at the peak lr.
-        max_momentum: Momentum at the start and end of the cycle.
+        **shape: :class:`OneCycleShape`'s settings (``pct_start``, ``anneal_strategy``,
+            ``div_factor``, ``final_div_factor``, ``three_phase``, ``base_momentum``,
+            ``max_momentum``), keyword-only.
 
     Raises:
         ValueError: If a setting is out of range; the message names it.
@@ -144,26 +180,12 @@ class OneCycleSchedule:
 
     max_lr: float
     total_steps: int
-    pct_start: float = 0.3
-    anneal_strategy: AnnealStrategy = "cos"
-    div_factor: float = 25.0
-    final_div_factor: float = 1e4
-    three_phase: bool = False
-    base_momentum: float = 0.85
-    max_momentum: float = 0.95
     _phases: tuple[_Phase, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_positive_finite("max_lr", self.max_lr)
-        _check_positive_int("total_steps", self.total_steps)
-        if isinstance(self.pct_start, bool) or not isinstance(self.pct_start, (int, float)) or not (0 < self.pct_start < 1):
-            raise ValueError(f"Expected `pct_start` strictly between 0 and 1, but got {self.pct_start!r}.")
-        if self.anneal_strategy not in _ANNEALERS:
-            raise ValueError(f"Expected `anneal_strategy` to be 'cos' or 'linear', but got {self.anneal_strategy!r}.")
-        check_positive_finite("div_factor", self.div_factor)
-        check_positive_finite("final_div_factor", self.final_div_factor)
-        _check_momentum("base_momentum", self.base_momentum)
-        _check_momentum("max_momentum", self.max_momentum)
+        check_positive_int("total_steps", self.total_steps)
+        super().__post_init__()
         initial_lr = self.max_lr / self.div_factor
         min_lr = initial_lr / self.final_div_factor
         hi, lo = self.max_momentum, self.base_momentum
@@ -213,8 +235,51 @@ class OneCycleSchedule:
         return _ANNEALERS[self.anneal_strategy](phase.start_momentum, phase.end_momentum, pct)
 
 
+@dataclass(frozen=True, kw_only=True)
+class CyclicShape:
+    """CLR's shape: ``CyclicLR``'s settings other than its bounds (keyword-only).
+
+    Args:
+        step_size_up: Steps from ``base_lr`` to ``max_lr`` (any positive number, as ``CyclicLR`` takes).
+        step_size_down: Steps back down; defaults to ``step_size_up``.
+        mode: ``"triangular"``, ``"triangular2"`` or ``"exp_range"``.
+        gamma: Decay base for ``"exp_range"``.
+        base_momentum: Momentum at the lr peak; ``None`` disables momentum cycling.
+        max_momentum: Momentum at ``base_lr``; ``None`` disables momentum cycling.
+
+    Raises:
+        ValueError: If a setting is out of range; the message names it.
+    """
+
+    step_size_up: float = 2000
+    step_size_down: float | None = None
+    mode: CyclicMode = "triangular"
+    gamma: float = 1.0
+    base_momentum: float | None = 0.8
+    max_momentum: float | None = 0.9
+
+    def __post_init__(self) -> None:
+        # Any positive number of steps, as torch's CyclicLR takes (a config may well give 2000.0).
+        check_positive_finite("step_size_up", self.step_size_up)
+        if self.step_size_down is not None:
+            check_positive_finite("step_size_down", self.step_size_down)
+        if self.mode not in ("triangular", "triangular2", "exp_range"):
+            raise ValueError(
+                f"Expected `mode` to be 'triangular', 'triangular2' or 'exp_range', but got {self.mode!r}."
+            )
+        check_positive_finite("gamma", self.gamma)
+        if self.base_momentum is None or self.max_momentum is None:
+            if self.base_momentum is not None or self.max_momentum is not None:
+                raise ValueError(
+                    "Give both `base_momentum` and `max_momentum`, or neither to disable momentum cycling."
+                )
+            return
+        _check_momentum("base_momentum", self.base_momentum)
+        _check_momentum("max_momentum", self.max_momentum)
+
+
 @dataclass(frozen=True)
-class CyclicSchedule:
+class CyclicSchedule(CyclicShape):
     """Smith's cyclical learning rate (CLR), with optional cyclical momentum.
 
     The lr moves linearly between ``base_lr`` and ``max_lr`` in cycles of
@@ -227,13 +292,9 @@ class CyclicSchedule:
     Args:
         base_lr: Lower lr bound.
         max_lr: Upper lr bound (reached only in the first cycle for decaying modes).
-        step_size_up: Steps from ``base_lr`` to ``max_lr``.
-        step_size_down: Steps back down; defaults to ``step_size_up``.
-        mode: ``"triangular"``, ``"triangular2"`` or ``"exp_range"``.
-        gamma: Decay base for ``"exp_range"``.
-        base_momentum: Momentum at the lr peak; ``None`` disables momentum cycling.
-        max_momentum: Momentum at ``base_lr``; ``None`` disables momentum cycling.
-        total_steps: Optional length, only used to warn when training runs past it.
+        total_steps: Optional length, keyword-only, only used to warn when training runs past it.
+        **shape: :class:`CyclicShape`'s settings (``step_size_up``, ``step_size_down``,
+            ``mode``, ``gamma``, ``base_momentum``, ``max_momentum``), keyword-only.
 
     Raises:
         ValueError: If a setting is out of range; the message names it.
@@ -247,33 +308,14 @@ class CyclicSchedule:
 
     base_lr: float
     max_lr: float
-    step_size_up: float = 2000
-    step_size_down: float | None = None
-    mode: CyclicMode = "triangular"
-    gamma: float = 1.0
-    base_momentum: float | None = 0.8
-    max_momentum: float | None = 0.9
-    total_steps: int | None = None
+    total_steps: int | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         check_positive_finite("base_lr", self.base_lr)
         check_positive_finite("max_lr", self.max_lr)
-        # Any positive number of steps, as torch's CyclicLR takes (a config may well give 2000.0).
-        check_positive_finite("step_size_up", self.step_size_up)
-        if self.step_size_down is not None:
-            check_positive_finite("step_size_down", self.step_size_down)
-        if self.mode not in ("triangular", "triangular2", "exp_range"):
-            raise ValueError(
-                f"Expected `mode` to be 'triangular', 'triangular2' or 'exp_range', but got {self.mode!r}."
-            )
-        check_positive_finite("gamma", self.gamma)
-        if (self.base_momentum is None) != (self.max_momentum is None):
-            raise ValueError("Give both `base_momentum` and `max_momentum`, or neither to disable momentum cycling.")
-        if self.base_momentum is not None:
-            _check_momentum("base_momentum", self.base_momentum)
-            _check_momentum("max_momentum", self.max_momentum)  # type: ignore[arg-type]
+        super().__post_init__()
         if self.total_steps is not None:
-            _check_positive_int("total_steps", self.total_steps)
+            check_positive_int("total_steps", self.total_steps)
 
     def _position(self, step: int) -> tuple[float, float]:
         """(scale_factor within the cycle, amplitude scale) for ``step``."""

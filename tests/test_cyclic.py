@@ -159,3 +159,50 @@ def test_a_config_builds_the_callback_with_its_defaults_and_whole_number_step_si
     for args in (["--clr.base_lr", "0.001"], ["--clr.base_lr", "0.001", "--clr.step_size_up", "4"]):
         callback = parser.instantiate_classes(parser.parse_args(args)).clr
         assert callback.schedule_kwargs["step_size_up"] in (2000, 4)
+
+
+def test_resuming_with_other_settings_says_which_are_ignored(tmp_path, probe):
+    import warnings
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    callbacks = [CyclicLRCallback(base_lr=0.01, max_lr=0.1, step_size_up=4), ckpt]
+    make_trainer(tmp_path / "a", callbacks, max_epochs=1, enable_checkpointing=True).fit(TinyClassifier())
+    callback = CyclicLRCallback(base_lr=0.01, max_lr=0.2, step_size_up=6, mode="triangular2")
+    with pytest.warns(UserWarning, match="resuming with the checkpoint's schedule") as record:
+        make_trainer(tmp_path / "b", [callback, probe], max_epochs=2).fit(
+            TinyClassifier(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt")
+        )
+    message = next(str(w.message) for w in record if "resuming" in str(w.message))
+    assert "it ignores step_size_up=6, mode='triangular2', max_lr=0.2 passed now" in message
+    assert "cycle ends" not in message  # CLR runs as long as training does
+    expected = CyclicSchedule(base_lr=0.01, max_lr=0.1, step_size_up=4)
+    assert [v[0] for v in probe.lrs] == pytest.approx([expected.lr(k) for k in range(8, 16)], rel=1e-12)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        same = CyclicLRCallback(base_lr=0.01, max_lr=0.1, step_size_up=4)
+        make_trainer(tmp_path / "c", [same], max_epochs=2).fit(TinyClassifier(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
+    assert not [w for w in caught if "CyclicLRCallback" in str(w.message)]
+
+
+def test_a_state_dict_in_the_old_format_loads() -> None:
+    # As version 0.1.0 wrote it: the resolved numbers as one dict, lists for the bounds, no "settings".
+    old = {
+        "resolved": {
+            "base_lrs": [[0.001]],
+            "max_lrs": [[0.006]],
+            "step_size_up": 4,
+            "step_size_down": None,
+            "mode": "triangular",
+            "gamma": 1.0,
+            "base_momentum": 0.8,
+            "max_momentum": 0.9,
+        },
+        "start_step": 3,
+    }
+    callback = CyclicLRCallback(base_lr=0.001)
+    callback.load_state_dict(old)
+    state = callback.state_dict()
+    assert state["resolved"] == {**old["resolved"], "base_lrs": ((0.001,),), "max_lrs": ((0.006,),)}
+    assert state["settings"] is None and state["start_step"] == 3

@@ -688,3 +688,99 @@ def test_a_shared_tensor_lr_restored_from_a_checkpoint_is_split_again(tmp_path, 
     head, _ = _expected(0.001, 8)
     assert [v[0] for v in probe.lrs] == pytest.approx(body, rel=1e-6)
     assert [v[1] for v in probe.lrs] == pytest.approx(head, rel=1e-6)
+
+
+def test_settings_are_checked_frozen_and_plain_python():
+    import dataclasses
+
+    import numpy as np
+
+    settings = OneCycleCallback(max_lr=np.array([0.1, 0.2]), total_steps=np.int64(10)).settings
+    assert settings.max_lr == (0.1, 0.2) and type(settings.max_lr[0]) is float and type(settings.total_steps) is int
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.pct_start = 0.5  # type: ignore[misc]  # the point: a frozen dataclass refuses it
+    with pytest.raises(ValueError, match="`div_factor`"):
+        dataclasses.replace(settings, div_factor=0.0)
+
+
+def test_a_checkpoint_holds_the_settings_and_the_plan_as_plain_python(tmp_path):
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    callback = OneCycleCallback(max_lr=[0.1], pct_start=0.25)
+    make_trainer(tmp_path, [callback, ckpt], enable_checkpointing=True).fit(TinyClassifier())
+    state = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["callbacks"][callback.state_key]
+    assert state["settings"]["max_lr"] == (0.1,) and state["settings"]["pct_start"] == 0.25
+    assert state["resolved"]["max_lrs"] == ((0.1,),) and state["resolved"]["total_steps"] == 16
+    assert state["start_step"] == 0
+
+
+def test_a_checkpoint_in_the_old_dict_format_resumes_on_the_same_trajectory(tmp_path):
+    full = OptimizerProbe()
+    make_trainer(tmp_path / "full", [OneCycleCallback(max_lr=0.1), full], max_epochs=4).fit(TinyClassifier())
+    first, ckpt = OptimizerProbe(), ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    callbacks = [OneCycleCallback(max_lr=0.1), first, _StopAfter(2), ckpt]
+    make_trainer(tmp_path / "a", callbacks, max_epochs=4, enable_checkpointing=True).fit(TinyClassifier())
+    path = tmp_path / "ckpt" / "last.ckpt"
+    checkpoint = torch.load(path, weights_only=True)
+    # As version 0.1.0 wrote it: the resolved numbers as one dict, lists for the lrs, no "settings".
+    checkpoint["callbacks"][callbacks[0].state_key] = {
+        "resolved": {
+            "total_steps": 32,
+            "max_lrs": [[0.1]],
+            "pct_start": 0.3,
+            "anneal_strategy": "cos",
+            "div_factor": 25.0,
+            "final_div_factor": 1e4,
+            "three_phase": False,
+            "base_momentum": 0.85,
+            "max_momentum": 0.95,
+        },
+        "start_step": 0,
+    }
+    torch.save(checkpoint, path)
+    second, callback = OptimizerProbe(), OneCycleCallback(max_lr=0.1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_trainer(tmp_path / "b", [callback, second], max_epochs=4).fit(TinyClassifier(), ckpt_path=str(path))
+    assert not [w for w in caught if "resuming with the checkpoint's schedule" in str(w.message)]
+    assert first.lrs + second.lrs == full.lrs
+    assert callback.state_dict()["resolved"]["max_lrs"] == ((0.1,),)  # written back in the new format
+
+
+class _FixedFinder(pl.Callback):
+    """A suggestion provider that is not the range test: any callback with `suggested_lr` and `result`."""
+
+    def __init__(self, lr: float | None) -> None:
+        self._lr, self.result = lr, None
+
+    @property
+    def suggested_lr(self) -> float | None:
+        return self._lr
+
+    def on_train_start(self, trainer, pl_module):
+        from types import SimpleNamespace
+
+        self.result = SimpleNamespace(stop_reason="searched")
+
+
+def test_any_suggestion_provider_among_the_callbacks_gives_the_peak(tmp_path, probe):
+    from lightning_onecycle import SuggestionProvider
+
+    finder = _FixedFinder(0.2)
+    assert isinstance(finder, SuggestionProvider)
+    make_trainer(tmp_path, [finder, OneCycleCallback(), probe]).fit(TinyClassifier())
+    lrs, _ = _expected(0.2, 16)
+    assert [v[0] for v in probe.lrs] == pytest.approx(lrs, rel=1e-12)
+
+
+def test_a_provider_without_a_suggestion_is_named_in_the_error(tmp_path, probe):
+    finder = _FixedFinder(None)
+    trainer = make_trainer(tmp_path, [finder, OneCycleCallback(max_lr=finder), probe])
+    with pytest.raises(MisconfigurationException, match=r"from _FixedFinder, but it gave no suggestion \(stop reason: searched\)"):
+        trainer.fit(TinyClassifier())
+    assert probe.lrs == []
+
+
+def test_a_provider_passed_as_max_lr_must_be_among_the_callbacks(tmp_path):
+    trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=_FixedFinder(0.1))])
+    with pytest.raises(MisconfigurationException, match="was given a _FixedFinder as `max_lr` that is not among"):
+        trainer.fit(TinyClassifier())
