@@ -197,7 +197,7 @@ def _digits_16px() -> tuple[TensorDataset, TensorDataset]:
 
 
 def _small_bn_cnn() -> nn.Module:
-    from lightning_onecycle.classifier import TransferClassifier
+    from lightning_onecycle.demo.classifier import TransferClassifier
 
     return TransferClassifier("smallcnn", num_classes=10).model  # the examples' model: conv-BN-ReLU blocks
 

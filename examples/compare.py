@@ -34,17 +34,14 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from _checks import check_batch_limits, check_range_test
-from lightning_onecycle import (
-    AUTO,
-    DEFAULT_STRATEGY,
-    STRATEGIES,
+from lightning_onecycle import AUTO, DEFAULT_STRATEGY, STRATEGIES, LRRangeTestCallback, OneCycleCallback
+from lightning_onecycle.demo import (
     DigitsDataModule,
     HymenopteraDataModule,
-    LRRangeTestCallback,
-    OneCycleCallback,
     TransferClassifier,
+    ValidationHistory,
+    write_comparison,
 )
-from lightning_onecycle.reporting import ValidationHistory, write_comparison
 
 # Defaults per dataset. Hymenoptera: the tutorial's settings. Digits: a network trained from
 # scratch needs a far larger LR than the tutorial's fine-tuning, so the fixed LR is the range

@@ -28,17 +28,8 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from _checks import check_batch_limits, check_range_test
-from lightning_onecycle import (
-    AUTO,
-    DEFAULT_STRATEGY,
-    STRATEGIES,
-    CyclicLRCallback,
-    DigitsDataModule,
-    HymenopteraDataModule,
-    LRRangeTestCallback,
-    OneCycleCallback,
-    TransferClassifier,
-)
+from lightning_onecycle import AUTO, DEFAULT_STRATEGY, STRATEGIES, CyclicLRCallback, LRRangeTestCallback, OneCycleCallback
+from lightning_onecycle.demo import DigitsDataModule, HymenopteraDataModule, TransferClassifier
 
 
 # --- config

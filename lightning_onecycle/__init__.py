@@ -1,13 +1,18 @@
-"""lightning-onecycle: Leslie Smith's LR range test and 1cycle policy as Lightning callbacks."""
+"""lightning-onecycle: Leslie Smith's LR range test and 1cycle policy as Lightning callbacks.
 
-from lightning_onecycle.classifier import TransferClassifier
+The public core: the callbacks, the schedules, the range test's result and the
+suggestion API. Demo models, data modules and comparison helpers live in
+:mod:`lightning_onecycle.demo` (the ``examples`` extra).
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
 from lightning_onecycle.cyclic import CyclicLRCallback
-from lightning_onecycle.data import DigitsDataModule, HymenopteraDataModule, ImageFolderDataModule
 from lightning_onecycle.one_cycle import OneCycleCallback
 from lightning_onecycle.plotting import plot_range_test, plot_weight_decay_sweep
 from lightning_onecycle.range_test import LRRangeTestCallback
 from lightning_onecycle.range_test_result import RangeTestResult
-from lightning_onecycle.reporting import RunHistory, ValidationHistory, plot_comparison, write_comparison
 from lightning_onecycle.schedules import CyclicSchedule, LRSweep, OneCycleSchedule
 from lightning_onecycle.suggestion_provider import SuggestionProvider
 from lightning_onecycle.suggestions import AUTO, DEFAULT_STRATEGY, STRATEGIES, suggest
@@ -18,23 +23,46 @@ __all__ = [
     "STRATEGIES",
     "CyclicLRCallback",
     "CyclicSchedule",
-    "DigitsDataModule",
-    "HymenopteraDataModule",
-    "ImageFolderDataModule",
     "LRRangeTestCallback",
     "LRSweep",
     "OneCycleCallback",
     "OneCycleSchedule",
     "RangeTestResult",
-    "RunHistory",
     "SuggestionProvider",
-    "TransferClassifier",
-    "ValidationHistory",
-    "plot_comparison",
     "plot_range_test",
     "plot_weight_decay_sweep",
     "suggest",
-    "write_comparison",
 ]
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("lightning-onecycle")  # defined once, in pyproject.toml
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
+
+_MOVED_TO_DEMO = {
+    "TransferClassifier",
+    "DigitsDataModule",
+    "HymenopteraDataModule",
+    "ImageFolderDataModule",
+    "RunHistory",
+    "ValidationHistory",
+    "plot_comparison",
+    "write_comparison",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The demo classes used to be importable from here; importing them lazily, on request, keeps
+    # the core free of torchvision and scikit-learn.
+    if name in _MOVED_TO_DEMO:
+        import warnings
+
+        from lightning_onecycle import demo
+
+        warnings.warn(
+            f"`lightning_onecycle.{name}` moved to `lightning_onecycle.demo.{name}`; import it from there.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(demo, name)
+    raise AttributeError(f"module 'lightning_onecycle' has no attribute {name!r}")

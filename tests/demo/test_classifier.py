@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from lightning_onecycle.classifier import TransferClassifier
-from lightning_onecycle.data import DigitsDataModule
+from lightning_onecycle.demo.classifier import TransferClassifier
+from lightning_onecycle.demo.data import DigitsDataModule
 
 
 def _trainer(**kwargs) -> pl.Trainer:

@@ -12,8 +12,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
-from lightning_onecycle.classifier import TransferClassifier
-from lightning_onecycle.data import DigitsDataModule
+from lightning_onecycle.demo.classifier import TransferClassifier
+from lightning_onecycle.demo.data import DigitsDataModule
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])

@@ -6,7 +6,7 @@ import torch
 import torchvision.datasets.utils
 from PIL import Image
 
-from lightning_onecycle.data import (
+from lightning_onecycle.demo.data import (
     IMAGENET_MEAN,
     DigitsDataModule,
     HymenopteraDataModule,

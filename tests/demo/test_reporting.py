@@ -12,7 +12,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import TinyClassifier, make_trainer
-from lightning_onecycle.reporting import (
+from lightning_onecycle.demo.reporting import (
     RunHistory,
     ValidationHistory,
     comparison_table,
