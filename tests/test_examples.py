@@ -247,7 +247,7 @@ def test_batch_limits_are_read_as_lightning_reads_them(monkeypatch) -> None:
     from types import SimpleNamespace
 
     monkeypatch.syspath_prepend(str(EXAMPLES))
-    from _checks import check_batch_limits
+    from _cli import check_batch_limits
 
     class Parser:
         def error(self, message: str) -> None:
@@ -260,3 +260,20 @@ def test_batch_limits_are_read_as_lightning_reads_them(monkeypatch) -> None:
     for bad in (0, -3, 1.5, 0.0):
         with pytest.raises(SystemExit, match="must be a number of batches"):
             check_batch_limits(Parser(), SimpleNamespace(limit_train_batches=bad, limit_val_batches=1.0))
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_fit_runs_under_ddp_spawn_on_two_cpu_processes(tmp_path) -> None:
+    # The spawned processes import the script again: only its `__main__` guard keeps them from re-running it.
+    args = ["--strategy", "ddp_spawn", "--devices", "2", "--max-epochs", "1", "--limit-train-batches", "2"]
+    args += ["--limit-val-batches", "1", "--range-test-steps", "20", "--range-test-min-lr", "1e-3"]
+    output = run_example("fit.py", *TINY[:2], "--enable-progress-bar", "false", *args, "--log-dir", "logs", cwd=tmp_path)
+    runs = sorted((tmp_path / "logs" / "digits-smallcnn-onecycle").iterdir())
+    assert [r.name for r in runs] == ["version_0"]  # the workers wrote where this process reads
+    result = json.loads((runs[0] / "lr_range_test.json").read_text())
+    assert result["num_steps_run"] == 20 and result["suggested_lr"] is not None
+    # This process has no result of its own (the workers had it): the report reads the file.
+    assert f"onecycle, peak LR {result['suggested_lr']:.4g}: validation accuracy" in output
+    assert len(list((runs[0] / "checkpoints").glob("best-epoch=0-val_acc=*.ckpt"))) == 1
+    assert max(values(scalars(runs[0])["lr-SGD/model"])) == pytest.approx(result["suggested_lr"], rel=0.2)
