@@ -7,7 +7,7 @@ cannot express and the callbacks cannot make (they do not know the flags' names)
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from jsonargparse import ActionConfigFile, ArgumentParser
 from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
@@ -27,7 +27,9 @@ DATASET_DEFAULTS = {
 def new_parser(doc: str) -> ArgumentParser:
     """A parser described by the script's first paragraph, with ``--config`` (a YAML file of the flags)."""
     parser = ArgumentParser(description=doc.split("\n\n")[0], default_env=False)
-    parser.add_argument("--config", action=ActionConfigFile, help="YAML file with any of these flags (keys with underscores).")
+    parser.add_argument(
+        "--config", action=ActionConfigFile, help="YAML file with any of these flags (keys with underscores)."
+    )
     return parser
 
 
@@ -37,32 +39,32 @@ def add_trainer_flags(parser: ArgumentParser, seed_help: str, log_dir_help: str)
     add("--accelerator", type=str, default="auto", help="Lightning accelerator: auto, cpu, gpu, mps, ...")
     add("--precision", type=str, default="32-true", help="Lightning precision: 32-true, 16-mixed, bf16-mixed, ...")
     add("--enable-progress-bar", type=bool, default=True, help="Show Lightning's progress bars.")
-    add("--limit-train-batches", type=Union[int, float], default=1.0, help="Batches per epoch (int >= 1) or share "
+    add("--limit-train-batches", type=int | float, default=1.0, help="Batches per epoch (int >= 1) or share "
         "(float in (0, 1]).")  # fmt: skip
-    add("--limit-val-batches", type=Union[int, float], default=1.0, help="Validation batches (int >= 1) or share "
+    add("--limit-val-batches", type=int | float, default=1.0, help="Validation batches (int >= 1) or share "
         "(float in (0, 1]).")  # fmt: skip
     add("--seed", type=int, default=0, help=seed_help)
     add("--log-dir", type=str, default="lightning_logs", help=log_dir_help)
 
 
-def add_data_flags(parser: ArgumentParser, batch_size: Optional[int], batch_size_help: str) -> None:
+def add_data_flags(parser: ArgumentParser, batch_size: int | None, batch_size_help: str) -> None:
     """Dataset, its folder, image size, batch size and loader workers."""
     add = parser.add_argument
     add("--dataset", type=Literal["digits", "hymenoptera"], default="digits", help="digits: offline, 10 classes; "
         "hymenoptera: the tutorial's ants and bees, downloaded into --data-dir.")  # fmt: skip
     add("--data-dir", type=str, default="data/hymenoptera_data", help="Folder of the hymenoptera data.")
-    add("--image-size", type=Optional[PositiveInt], default=None, help="Image side; default 32 (digits), "
+    add("--image-size", type=PositiveInt | None, default=None, help="Image side; default 32 (digits), "
         "224 (hymenoptera).")  # fmt: skip
-    add("--batch-size", type=Optional[PositiveInt], default=batch_size, help=batch_size_help)
+    add("--batch-size", type=PositiveInt | None, default=batch_size, help=batch_size_help)
     add("--num-workers", type=NonNegativeInt, default=0, help="DataLoader worker processes.")
 
 
 def add_model_flags(parser: ArgumentParser) -> None:
     """The network and its initial weights."""
     add = parser.add_argument
-    add("--model", type=Optional[str], default=None, help="smallcnn or a torchvision classifier such as resnet18; "
+    add("--model", type=str | None, default=None, help="smallcnn or a torchvision classifier such as resnet18; "
         "default: smallcnn (digits), resnet18 (hymenoptera).")  # fmt: skip
-    add("--weights", type=Optional[str], default=None, help="Initial weights: none, DEFAULT, IMAGENET1K_V1, a file.")
+    add("--weights", type=str | None, default=None, help="Initial weights: none, DEFAULT, IMAGENET1K_V1, a file.")
 
 
 def add_range_test_flags(parser: ArgumentParser) -> None:

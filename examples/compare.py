@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import lightning.pytorch as pl
 from jsonargparse import ArgumentParser
@@ -33,9 +33,10 @@ from jsonargparse.typing import PositiveFloat, PositiveInt
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 
-import _cli
 from lightning_onecycle import OneCycleCallback
 from lightning_onecycle.demo import TransferClassifier, ValidationHistory, write_comparison
+
+import _cli
 
 # Defaults per dataset besides the model and image size. Hymenoptera: the tutorial's settings. Digits: a network
 # trained from scratch needs a far larger LR than the tutorial's fine-tuning, so the fixed LR is the range test's
@@ -54,8 +55,8 @@ def parser() -> ArgumentParser:
                            "Outputs go to LOG_DIR/compare/version_N/.")  # fmt: skip
     _cli.add_data_flags(parser, batch_size=None, batch_size_help="Samples per batch; default per dataset.")
     _cli.add_model_flags(parser)
-    add("--max-epochs", type=Optional[PositiveInt], default=None, help="Epochs of each run; default per dataset.")
-    add("--fixed-lr", type=Optional[PositiveFloat], default=None, help="LR of the fixed run (before its step decay); "
+    add("--max-epochs", type=PositiveInt | None, default=None, help="Epochs of each run; default per dataset.")
+    add("--fixed-lr", type=PositiveFloat | None, default=None, help="LR of the fixed run (before its step decay); "
         "default per dataset: 1e-3 (hymenoptera, the tutorial's), the range test's suggestion (digits).")  # fmt: skip
     _cli.add_range_test_flags(parser)
     return parser
@@ -168,7 +169,11 @@ def main() -> None:
                 "step_lr": [step_size, 0.1],
                 "max_lr": max_lr,
             },
-            "range_test": {**result.to_dict(), "wall_time_s": range_test_seconds, "plot": "range_test/lr_range_test.png"},
+            "range_test": {
+                **result.to_dict(),
+                "wall_time_s": range_test_seconds,
+                "plot": "range_test/lr_range_test.png",
+            },
         },
     )
     print("\n" + paths["md"].read_text())

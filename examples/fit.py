@@ -21,7 +21,7 @@ Several processes work too, e.g. ``--strategy ddp_spawn --devices 2 --accelerato
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -30,8 +30,9 @@ from jsonargparse.typing import NonNegativeFloat, PositiveFloat, PositiveInt
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-import _cli
 from lightning_onecycle import CyclicLRCallback, LRRangeTestCallback, OneCycleCallback, RangeTestResult
+
+import _cli
 
 
 def parser() -> ArgumentParser:
@@ -40,22 +41,22 @@ def parser() -> ArgumentParser:
     add = parser.add_argument
     _cli.add_trainer_flags(parser, "Seed of the initial weights and the shuffling.", "TensorBoard folder (one "
                            "sub-folder per run).")  # fmt: skip
-    add("--devices", type=Union[int, str], default="auto", help="Number of devices, a list such as 0,1, or auto.")
+    add("--devices", type=int | str, default="auto", help="Number of devices, a list such as 0,1, or auto.")
     add("--strategy", type=str, default="auto", help="Lightning strategy: auto, ddp, ddp_spawn, ...")
     add("--max-epochs", type=PositiveInt, default=10, help="Training epochs (the 1cycle spans all of them).")
     add("--log-every-n-steps", type=PositiveInt, default=1, help="Log the training loss every this many steps.")
-    add("--name", type=Optional[str], default=None, help="Run name in TensorBoard; default: DATASET-MODEL-POLICY.")
+    add("--name", type=str | None, default=None, help="Run name in TensorBoard; default: DATASET-MODEL-POLICY.")
     _cli.add_data_flags(parser, batch_size=64, batch_size_help="Samples per batch.")
     _cli.add_model_flags(parser)
     add("--freeze-backbone", type=bool, default=False, help="Train only the new head (feature extraction).")
-    add("--backbone-lr-ratio", type=Optional[PositiveFloat], default=None, help="Backbone LR / head LR.")
+    add("--backbone-lr-ratio", type=PositiveFloat | None, default=None, help="Backbone LR / head LR.")
     add("--optimizer", type=Literal["sgd", "adamw"], default="sgd", help="SGD with momentum, or AdamW.")
     add("--weight-decay", type=NonNegativeFloat, default=0.0, help="Weight decay of every param group.")
     add("--policy", type=Literal["onecycle", "clr", "fixed"], default="onecycle", help="onecycle: Smith's 1cycle; "
         "clr: cyclical LR; fixed: fixed LR with StepLR(7 of 25 epochs, 0.1) as in the tutorial.")  # fmt: skip
     add("--find-lr", action=ActionYesNo(no_prefix="no-"), default=None, help="Run the LR range test first; its "
         "suggestion is the schedule's peak LR. Default: on, unless --max-lr is given.")  # fmt: skip
-    add("--max-lr", type=Optional[PositiveFloat], default=None, help="Peak LR: 1cycle's maximum, CLR's upper "
+    add("--max-lr", type=PositiveFloat | None, default=None, help="Peak LR: 1cycle's maximum, CLR's upper "
         "bound, the fixed policy's starting LR. Default: the range test's suggestion.")  # fmt: skip
     _cli.add_range_test_flags(parser)
     add("--clr-div-factor", type=PositiveFloat, default=6.0, help="CLR's lower bound is --max-lr / this.")

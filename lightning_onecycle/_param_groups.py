@@ -193,5 +193,10 @@ def group_names(optimizers: Sequence[Optimizer], counts: Sequence[int] | None = 
             name = groups[0].get("name")
             names.append([f"{base_name}/{name}" if name else base_name])
         else:
-            names.append([f"{base_name}/{g['name']}" if g.get("name") else f"{base_name}/pg{i + 1}" for i, g in enumerate(groups)])
+            names.append(
+                [
+                    f"{base_name}/{g['name']}" if g.get("name") else f"{base_name}/pg{i + 1}"
+                    for i, g in enumerate(groups)
+                ]
+            )
     return names

@@ -27,7 +27,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.optim import Optimizer
 
-from lightning_onecycle import _param_groups
+from lightning_onecycle import _param_groups, _trainer
 from lightning_onecycle.schedules import Schedule
 
 LRSpec = float | Sequence[float]
@@ -141,14 +141,16 @@ class ParamGroupScheduler(Callback):
             self._plan_settings = None
             self._start_step = 0
             others = [
-                type(c).__name__ for c in trainer.callbacks if isinstance(c, ParamGroupScheduler) and c is not self
+                type(c).__name__
+                for c in _trainer.callbacks(trainer)
+                if isinstance(c, ParamGroupScheduler) and c is not self
             ]
             if others:
                 raise MisconfigurationException(
                     f"{type(self).__name__} and {', '.join(others)} would both set the learning rate every step,"
                     " and the last one would silently win. Keep one of them in the Trainer's callbacks."
                 )
-            if self.log_every_n_steps and any(isinstance(c, LearningRateMonitor) for c in trainer.callbacks):
+            if self.log_every_n_steps and any(isinstance(c, LearningRateMonitor) for c in _trainer.callbacks(trainer)):
                 rank_zero_warn(
                     f"{type(self).__name__} logs lr and momentum itself, under LearningRateMonitor's names: with a"
                     " LearningRateMonitor as well, each lr tag gets two values per step, one of them a step late."
@@ -233,7 +235,9 @@ class ParamGroupScheduler(Callback):
             )
         log = self.log_every_n_steps > 0 and step != self._last_logged_step and step % self.log_every_n_steps == 0
         metrics: dict[str, float] = {}
-        for optimizer, schedules, flags, names in zip(trainer.optimizers, self._schedules, self._momentum_on, self._names):
+        for optimizer, schedules, flags, names in zip(
+            trainer.optimizers, self._schedules, self._momentum_on, self._names
+        ):
             if len(optimizer.param_groups) != len(schedules):
                 self._groups_changed(optimizer, len(schedules))
             for group, schedule, momentum_on, name in zip(optimizer.param_groups, schedules, flags, names):
@@ -368,7 +372,7 @@ def _training_is_off(trainer: pl.Trainer) -> bool:
 
 
 def _accumulation_scheduler(trainer: pl.Trainer) -> GradientAccumulationScheduler | None:
-    return next((c for c in trainer.callbacks if isinstance(c, GradientAccumulationScheduler)), None)
+    return next((c for c in _trainer.callbacks(trainer) if isinstance(c, GradientAccumulationScheduler)), None)
 
 
 def total_steps_from_trainer(trainer: pl.Trainer, owner: str, whole_run: bool = False) -> int:
@@ -444,7 +448,9 @@ def resolve_group_lrs(
     flat = [lr for lrs in configured for lr in lrs]
     if value is None:
         values = flat
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+    elif isinstance(value, bool):
+        raise TypeError(f"{owner}: `{name}` must be a number or one number per param group, but got {value!r}.")
+    elif isinstance(value, (int, float)):
         top = max(flat)
         if keep_ratio and top > 0 and all(math.isfinite(v) and v >= 0 for v in flat):
             values = [float(value) * (lr / top) for lr in flat]  # a group at lr 0 (frozen) stays at 0

@@ -21,15 +21,17 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.fabric.utilities.apply_func import apply_to_collection
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.strategies import ParallelStrategy
 from lightning.pytorch.utilities import CombinedLoader
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.model_helpers import is_overridden
-from lightning_utilities.core.apply_func import apply_to_collection
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 from torchmetrics import Metric
+
+from lightning_onecycle import _trainer
 
 __all__ = [
     "Batches",
@@ -61,7 +63,7 @@ class Batches:
         # The same wrapper the fit loop uses, so the batches have the same structure as in training.
         self.loader = CombinedLoader(apply_to_collection(iterables, DataLoader, own_workers), "max_size_cycle")
         self.convert_input = trainer.precision_plugin.convert_input
-        datamodule = trainer.datamodule
+        datamodule = _trainer.datamodule(trainer)
         # `batch_to_device` applies `transfer_batch_to_device` and `on_after_batch_transfer`; the
         # loop applies `on_before_batch_transfer` itself, from the datamodule when it overrides it.
         self.before_transfer: Callable[[Any, int], Any]

@@ -17,6 +17,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import GradientAccumulationScheduler
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from lightning_onecycle import _trainer
 from lightning_onecycle._param_scheduler import LRSpec, ParamGroupScheduler, resolve_group_lrs
 from lightning_onecycle._settings import PlainFields, field_values, frozen_numbers, settings_from
 from lightning_onecycle.schedules import CyclicMode, CyclicSchedule, CyclicShape, Schedule, check_positive_finite
@@ -141,9 +142,9 @@ class CyclicLRCallback(ParamGroupScheduler):
     def _bounds(self, trainer: pl.Trainer) -> tuple[tuple[tuple[float, ...], ...], tuple[tuple[float, ...], ...]]:
         """Each param group's (base lr, max lr), checked: only a frozen group (lr 0) has 0, and then both."""
         name, settings = type(self).__name__, self.settings
-        kwargs = {"owner": name, "keep_ratio": settings.keep_group_ratios}
-        base_lrs = resolve_group_lrs(settings.base_lr, trainer.optimizers, name="base_lr", **kwargs)
-        max_lrs = resolve_group_lrs(settings.max_lr, trainer.optimizers, name="max_lr", **kwargs)
+        keep = settings.keep_group_ratios
+        base_lrs = resolve_group_lrs(settings.base_lr, trainer.optimizers, name="base_lr", owner=name, keep_ratio=keep)
+        max_lrs = resolve_group_lrs(settings.max_lr, trainer.optimizers, name="max_lr", owner=name, keep_ratio=keep)
         for bases, peaks in zip(base_lrs, max_lrs):
             for b, m in zip(bases, peaks):
                 if (b == 0) != (m == 0):
@@ -172,7 +173,7 @@ class CyclicLRCallback(ParamGroupScheduler):
 
 def _check_fixed_steps_per_epoch(trainer: pl.Trainer) -> None:
     """Step sizes in epochs need the same number of optimizer steps in every epoch."""
-    if any(isinstance(c, GradientAccumulationScheduler) for c in trainer.callbacks):
+    if any(isinstance(c, GradientAccumulationScheduler) for c in _trainer.callbacks(trainer)):
         raise MisconfigurationException(
             "CyclicLRCallback(step_size_unit='epochs') needs the same number of optimizer steps in every epoch,"
             " but a GradientAccumulationScheduler changes it from epoch to epoch. Give the step sizes in"

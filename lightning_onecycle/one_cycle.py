@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from lightning_onecycle import _trainer
 from lightning_onecycle._param_scheduler import LRSpec, ParamGroupScheduler, resolve_group_lrs, total_steps_from_trainer
 from lightning_onecycle._settings import PlainFields, field_values, frozen_numbers, settings_from
 from lightning_onecycle.schedules import (
@@ -30,7 +31,7 @@ from lightning_onecycle.suggestion_provider import SuggestionProvider, find_sugg
 __all__ = ["OneCycleCallback", "OneCyclePlan", "OneCycleSettings"]
 
 # A name or a provider instance first (a config saves it as written), numbers after.
-MaxLR = Union[float, list[float], Literal["auto"], SuggestionProvider, None]
+MaxLR = float | list[float] | Literal["auto"] | SuggestionProvider | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,9 +173,10 @@ class OneCycleCallback(ParamGroupScheduler):
                 f"{name}(max_lr='auto') takes its max LR from an LR range test, but the Trainer has no callback that"
                 " suggests one. Add `LRRangeTestCallback()` to the Trainer's callbacks or pass a number."
             )
-        if self._provider is not None and self._provider not in trainer.callbacks:
+        provider: object = self._provider  # any object: the protocol is structural, the callbacks are Callbacks
+        if provider is not None and not any(c is provider for c in _trainer.callbacks(trainer)):
             raise MisconfigurationException(
-                f"{name} was given a {type(self._provider).__name__} as `max_lr` that is not among the Trainer's"
+                f"{name} was given a {type(provider).__name__} as `max_lr` that is not among the Trainer's"
                 " callbacks, so it will never run. Add the same instance to `Trainer(callbacks=[...])`."
             )
 
@@ -198,7 +200,7 @@ class OneCycleCallback(ParamGroupScheduler):
         total_steps = settings.total_steps or max(1, total_steps_from_trainer(trainer, name))
         provider = self._suggestion_provider(trainer)
         spec: LRSpec | None
-        if provider is not None and provider.result is None and trainer.fast_dev_run:
+        if provider is not None and provider.result is None and _trainer.fast_dev_run(trainer):
             rank_zero_warn(
                 f"{name}: the LR range test was skipped (`fast_dev_run`), so this smoke run peaks at the"
                 " optimizer's configured lr.",

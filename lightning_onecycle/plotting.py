@@ -8,7 +8,9 @@ leaves figures open in pyplot's global registry.
 from __future__ import annotations
 
 import os
+
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -23,7 +25,7 @@ def _new_figure() -> Figure:
     return fig
 
 
-def _mark_suggestion(ax, result: RangeTestResult, color: str) -> None:  # noqa: ANN001 (matplotlib Axes)
+def _mark_suggestion(ax: Axes, result: RangeTestResult, color: str) -> None:
     lr = result.suggested_lr
     if lr is None:
         return
@@ -33,7 +35,7 @@ def _mark_suggestion(ax, result: RangeTestResult, color: str) -> None:  # noqa: 
     ax.axvline(lr, color=color, linestyle=":", linewidth=1)
 
 
-def _axis_limits(ax, curves: list[list[float]]) -> None:  # noqa: ANN001
+def _axis_limits(ax: Axes, curves: list[list[float]]) -> None:
     # A diverging tail would squash the interesting part; show up to twice the start level.
     values = np.array([v for curve in curves for v in curve if np.isfinite(v)])
     if values.size == 0:
@@ -47,7 +49,7 @@ def _axis_limits(ax, curves: list[list[float]]) -> None:  # noqa: ANN001
         ax.set_ylim(low - margin, high + margin)
 
 
-def _finish_axes(ax, curves: list[list[float]], ylabel: str, title: str) -> None:  # noqa: ANN001
+def _finish_axes(ax: Axes, curves: list[list[float]], ylabel: str, title: str) -> None:
     ax.set_xscale("log")
     _axis_limits(ax, curves)
     ax.set_xlabel("learning rate")

@@ -28,7 +28,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any, Union
+from typing import Any, cast
 
 import lightning.pytorch as pl
 import torch
@@ -38,7 +38,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_setattr
 from torch.optim import Optimizer
 
-from lightning_onecycle import _param_groups, _range_test_output, _sweep_engine
+from lightning_onecycle import _param_groups, _range_test_output, _sweep_engine, _trainer
 from lightning_onecycle._param_scheduler import resolve_group_lrs
 from lightning_onecycle._settings import plain_numbers
 from lightning_onecycle.loss_tracking import LossTracker, StopReason
@@ -57,6 +57,7 @@ __all__ = ["LRRangeTestCallback", "RangeTestResult", "StopReason"]
 
 MIN_NUM_STEPS = 10
 """Fewer sweep points than this leave too little curve to suggest from."""
+_DEFAULT_SUGGESTION = cast(StrategyName, DEFAULT_STRATEGY)  # a name in StrategyName (suggestions.py types it str)
 
 
 class LRRangeTestCallback(Callback):
@@ -148,7 +149,7 @@ class LRRangeTestCallback(Callback):
         smoothing: float = 0.98,
         divergence_threshold: float | None = 4.0,
         # A name first (a config saves it as written), then a callable (a config's dotted path imports).
-        suggestion: Union[StrategyName, SuggestionFn] = DEFAULT_STRATEGY,
+        suggestion: StrategyName | SuggestionFn = _DEFAULT_SUGGESTION,
         stop_after_test: bool = False,
         weight_decays: Sequence[float] | None = None,
         update_attr: bool | str = False,
@@ -189,9 +190,7 @@ class LRRangeTestCallback(Callback):
         self.suggestion = suggestion
         self.weight_decays = _check_weight_decays(weight_decays)
         if not isinstance(update_attr, (bool, str)) or update_attr == "":
-            raise ValueError(
-                f"Expected `update_attr` to be True, False or an attribute name, but got {update_attr!r}."
-            )
+            raise ValueError(f"Expected `update_attr` to be True, False or an attribute name, but got {update_attr!r}.")
         self.sweep = LRSweep(min_lr, max_lr, num_steps, mode)
         self.smoothing = float(smoothing)
         self.divergence_threshold = divergence_threshold
@@ -265,7 +264,7 @@ class LRRangeTestCallback(Callback):
             )
             if self._attr_name is not None and self.result.suggested_lr is not None:
                 lightning_setattr(pl_module, self._attr_name, self.result.suggested_lr)
-        elif trainer.fast_dev_run:
+        elif _trainer.fast_dev_run(trainer):
             self.result = None
             rank_zero_warn("LRRangeTestCallback: skipping the range test because `fast_dev_run` is enabled.")
         else:

@@ -22,8 +22,9 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 __all__ = [
     "AnnealStrategy",
@@ -76,8 +77,10 @@ _ANNEALERS: dict[str, Callable[[float, float, float], float]] = {
 class Schedule(Protocol):
     """What the callbacks need from a schedule."""
 
-    total_steps: int | None
-    """Number of optimizer steps the schedule is defined for (``None``: unbounded)."""
+    @property
+    def total_steps(self) -> int | None:
+        """Number of optimizer steps the schedule is defined for (``None``: unbounded)."""
+        ...
 
     def lr(self, step: int) -> float: ...
 
@@ -191,6 +194,7 @@ class OneCycleSchedule(OneCycleShape):
         hi, lo = self.max_momentum, self.base_momentum
         up_end = float(self.pct_start * self.total_steps) - 1
         last = float(self.total_steps - 1)
+        phases: tuple[_Phase, ...]
         if self.three_phase:
             phases = (
                 _Phase(up_end, initial_lr, self.max_lr, hi, lo),

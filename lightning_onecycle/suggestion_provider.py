@@ -12,6 +12,8 @@ from typing import Protocol, runtime_checkable
 
 import lightning.pytorch as pl
 
+from lightning_onecycle import _trainer
+
 __all__ = ["SuggestionProvider", "find_suggestion_provider"]
 
 
@@ -33,7 +35,7 @@ class SuggestionProvider(Protocol):
 
     Example::
 
-        >>> from lightning_onecycle import LRRangeTestCallback
+        >>> from lightning_onecycle import LRRangeTestCallback, _trainer
         >>> isinstance(LRRangeTestCallback(), SuggestionProvider)
         True
     """
@@ -47,4 +49,4 @@ class SuggestionProvider(Protocol):
 
 def find_suggestion_provider(trainer: pl.Trainer) -> SuggestionProvider | None:
     """The first of the Trainer's callbacks that is a :class:`SuggestionProvider`, or ``None``."""
-    return next((c for c in trainer.callbacks if isinstance(c, SuggestionProvider)), None)
+    return next((c for c in _trainer.callbacks(trainer) if isinstance(c, SuggestionProvider)), None)

@@ -20,7 +20,7 @@ import pickle
 from collections.abc import Mapping
 from http.client import HTTPException
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.error import URLError
 
 import lightning.pytorch as pl
@@ -160,7 +160,7 @@ class TransferClassifier(pl.LightningModule):
         self.model = _build(model_name, named_weights)
         _drop_aux_heads(self.model)
         self.head_name = _find_head(self.model, model_name)
-        head = self.model.get_submodule(self.head_name)
+        head = self.head
         if head.out_features != num_classes:
             parent, _, attr = self.head_name.rpartition(".")
             new_head = nn.Linear(head.in_features, num_classes, bias=head.bias is not None)
@@ -183,7 +183,7 @@ class TransferClassifier(pl.LightningModule):
     @property
     def head(self) -> nn.Linear:
         """The (replaced) classifier head."""
-        return self.model.get_submodule(self.head_name)
+        return cast(nn.Linear, self.model.get_submodule(self.head_name))  # `_find_head` found a Linear there
 
     def _is_head(self, name: str) -> bool:
         return name == self.head_name or name.startswith(self.head_name + ".")
@@ -241,7 +241,7 @@ class TransferClassifier(pl.LightningModule):
         Every param group has a ``"name"``: ``"backbone"`` and ``"head"`` with
         ``backbone_lr_ratio``, ``"head"`` for a frozen backbone, else ``"model"``.
         """
-        hp = self.hparams
+        hp: Any = self.hparams  # an AttributeDict (Lightning types it as a MutableMapping)
         head_params = list(self.head.parameters())
         if self.freeze_backbone:
             groups = [{"name": "head", "params": head_params, "lr": self.lr}]
@@ -252,6 +252,7 @@ class TransferClassifier(pl.LightningModule):
             ]
         else:
             groups = [{"name": "model", "params": list(self.model.parameters()), "lr": self.lr}]
+        optimizer: torch.optim.Optimizer
         if hp.optimizer == "sgd":
             optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
         else:
@@ -345,7 +346,7 @@ def _check_model_name(model_name: str) -> None:
 
 def _drop_aux_heads(model: nn.Module) -> None:
     if getattr(model, "aux_logits", False):
-        model.aux_logits = False
+        model.aux_logits = False  # type: ignore[assignment]  # torchvision's flag; nn.Module types attributes as modules/tensors
         for name in _AUX_HEADS:
             if hasattr(model, name):
                 setattr(model, name, None)

@@ -55,7 +55,9 @@ class _TrainValDataModule(pl.LightningDataModule):
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
 
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError(f"{type(self).__name__}: call `setup()` before asking for a dataloader.")
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -268,7 +270,7 @@ class ImageFolderDataModule(_TrainValDataModule):
     @property
     def classes(self) -> list[str]:
         """Class names, sorted, from the ``train/`` sub-folders."""
-        if self.train_set is not None:
+        if isinstance(self.train_set, ImageFolder):
             return self.train_set.classes
         self._check_layout()
         return find_classes(self.data_dir / "train")[0]
