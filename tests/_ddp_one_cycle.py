@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
+import torch
 
-from conftest import OptimizerProbe, TinyClassifier
 from lightning_onecycle import OneCycleCallback
 
+from helpers import OptimizerProbe, TinyClassifier
+
 if __name__ == "__main__":
+    torch.set_num_threads(1)
     out = Path(sys.argv[1])
     probe = OptimizerProbe()
     trainer = pl.Trainer(

@@ -8,8 +8,9 @@ import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from conftest import EndlessClassifier, FrozenBodyClassifier, OptimizerProbe, TinyClassifier, make_trainer
 from lightning_onecycle import CyclicLRCallback, CyclicSchedule
+
+from helpers import EndlessClassifier, FrozenBodyClassifier, OptimizerProbe, TinyClassifier, make_trainer
 
 
 class _TorchCyclic(TinyClassifier):
@@ -25,7 +26,13 @@ class _TorchCyclic(TinyClassifier):
 
 @pytest.mark.parametrize(
     ("mode", "up", "down"),
-    [("triangular", 3, 2), ("triangular2", 3, 2), ("exp_range", 3, 2), ("triangular", 2.5, 3.0), ("triangular", 4.0, None)],
+    [
+        ("triangular", 3, 2),
+        ("triangular2", 3, 2),
+        ("exp_range", 3, 2),
+        ("triangular", 2.5, 3.0),
+        ("triangular", 4.0, None),
+    ],
     ids=["triangular", "triangular2", "exp_range", "fractional", "integral-float"],
 )
 def test_fit_matches_torch_cyclic_lr(tmp_path, mode, up, down):
@@ -76,7 +83,9 @@ def test_bad_arguments_fail_at_construction(kwargs, message):
 
 def test_a_frozen_group_at_lr_0_is_left_alone(tmp_path):
     probe = OptimizerProbe()
-    make_trainer(tmp_path, [CyclicLRCallback(base_lr=0.001, max_lr=0.01, step_size_up=4), probe]).fit(FrozenBodyClassifier())
+    make_trainer(tmp_path, [CyclicLRCallback(base_lr=0.001, max_lr=0.01, step_size_up=4), probe]).fit(
+        FrozenBodyClassifier()
+    )
     s = CyclicSchedule(base_lr=0.001, max_lr=0.01, step_size_up=4)
     assert [v[0] for v in probe.lrs] == [0.0] * 16
     assert [v[1] for v in probe.lrs] == pytest.approx([s.lr(k) for k in range(16)], rel=1e-12)
@@ -157,7 +166,7 @@ def test_a_config_builds_the_callback_with_its_defaults_and_whole_number_step_si
     parser = ArgumentParser()
     parser.add_class_arguments(CyclicLRCallback, "clr")
     for args in (["--clr.base_lr", "0.001"], ["--clr.base_lr", "0.001", "--clr.step_size_up", "4"]):
-        callback = parser.instantiate_classes(parser.parse_args(args)).clr
+        callback = parser.instantiate(parser.parse_args(args)).clr
         assert callback.schedule_kwargs["step_size_up"] in (2000, 4)
 
 
@@ -182,7 +191,9 @@ def test_resuming_with_other_settings_says_which_are_ignored(tmp_path, probe):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         same = CyclicLRCallback(base_lr=0.01, max_lr=0.1, step_size_up=4)
-        make_trainer(tmp_path / "c", [same], max_epochs=2).fit(TinyClassifier(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
+        make_trainer(tmp_path / "c", [same], max_epochs=2).fit(
+            TinyClassifier(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt")
+        )
     assert not [w for w in caught if "CyclicLRCallback" in str(w.message)]
 
 

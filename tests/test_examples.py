@@ -5,59 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import runpy
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# A few batches per epoch; a range test short and narrow enough to find a descent in 40 steps.
-TINY = ["--accelerator", "cpu", "--limit-train-batches", "5", "--limit-val-batches", "2"]
-TINY += ["--enable-progress-bar", "false"]
-TINY_RANGE_TEST = ["--range-test-steps", "40", "--range-test-min-lr", "1e-3"]
-
-
-def run_example(script: str, *args: str, cwd: Path) -> str:
-    """Run an example in a subprocess; return its output, or fail with it."""
-    proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"{script} {' '.join(args)} failed ({proc.returncode}):\n{output[-4000:]}"
-    return output
-
-
-def scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar in the TensorBoard event files of one run: tag -> [(step, value)]."""
-    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "images": 0})
-    events.Reload()
-    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
-
-
-def image_tags(log_dir: Path) -> list[str]:
-    events = EventAccumulator(str(log_dir), size_guidance={"images": 0})
-    events.Reload()
-    return events.Tags()["images"]
-
-
-def values(series: list[tuple[int, float]]) -> list[float]:
-    return [v for _, v in series]
-
-
-def run_in_process(script: str, *args: str, monkeypatch) -> None:
-    """Run an example in this process (for flags that stop it before any training)."""
-    monkeypatch.setattr(sys, "argv", [script, *args])
-    monkeypatch.syspath_prepend(str(EXAMPLES))  # as `python examples/<script>` does: its folder first
-    runpy.run_path(str(EXAMPLES / script), run_name="__main__")
-
+from helpers import EXAMPLES, PNG_MAGIC, TINY, TINY_RANGE_TEST, image_tags, run_example, run_in_process, scalars, values
 
 # --- fit.py ------------------------------------------------------------------------------
 
@@ -71,6 +23,7 @@ def onecycle_run(tmp_path_factory) -> tuple[Path, str]:
     return cwd / "logs" / "digits-smallcnn-onecycle" / "version_0", output
 
 
+@pytest.mark.slow
 def test_fit_writes_the_range_test_files(onecycle_run) -> None:
     run_dir, _ = onecycle_run
     result = json.loads((run_dir / "lr_range_test.json").read_text())
@@ -84,6 +37,7 @@ def test_fit_writes_the_range_test_files(onecycle_run) -> None:
     assert (run_dir / "lr_range_test.png").read_bytes()[:8] == PNG_MAGIC
 
 
+@pytest.mark.slow
 def test_fit_logs_lr_momentum_loss_accuracy_and_the_range_test(onecycle_run) -> None:
     run_dir, _ = onecycle_run
     logged = scalars(run_dir)
@@ -104,6 +58,7 @@ def test_fit_logs_lr_momentum_loss_accuracy_and_the_range_test(onecycle_run) -> 
     assert image_tags(run_dir) == ["range_test/plot"]
 
 
+@pytest.mark.slow
 def test_fit_saves_the_best_checkpoint_and_says_where_the_logs_are(onecycle_run) -> None:
     run_dir, output = onecycle_run
     assert len(list((run_dir / "checkpoints").glob("best-epoch=*-val_acc=*.ckpt"))) == 1
@@ -111,6 +66,7 @@ def test_fit_saves_the_best_checkpoint_and_says_where_the_logs_are(onecycle_run)
     assert "validation accuracy" in output and "at best" in output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["fixed", "clr"])
 def test_fit_baseline_policies_with_an_explicit_max_lr(tmp_path, policy) -> None:
     args = [*TINY, "--policy", policy, "--max-lr", "0.05", "--max-epochs", "2", "--log-dir", "logs"]
@@ -150,7 +106,9 @@ def test_fit_reads_flags_from_a_config_file(tmp_path, monkeypatch, capsys) -> No
     config = tmp_path / "fit.yaml"
     config.write_text("max_epochs: 3\npolicy: clr\nfind_lr: false\nmax_lr: 0.2\nlimit_train_batches: 1.0\n")
     with pytest.raises(SystemExit) as exit_info:
-        run_in_process("fit.py", "--config", str(config), "--max-epochs", "4", "--print_config", monkeypatch=monkeypatch)
+        run_in_process(
+            "fit.py", "--config", str(config), "--max-epochs", "4", "--print_config", monkeypatch=monkeypatch
+        )
     assert exit_info.value.code == 0
     printed = capsys.readouterr().out
     # 1.0 stays the whole epoch (a share), not one batch; later flags win.
@@ -185,6 +143,7 @@ def test_fit_rejects_bad_flags_with_a_clear_message(monkeypatch, capsys, args, m
 # --- compare.py --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_compare_trains_both_schedules_and_writes_the_comparison(tmp_path) -> None:
     args = [*TINY, *TINY_RANGE_TEST, "--max-epochs", "2", "--log-dir", "logs"]
     output = run_example("compare.py", *args, cwd=tmp_path)
@@ -268,7 +227,9 @@ def test_fit_runs_under_ddp_spawn_on_two_cpu_processes(tmp_path) -> None:
     # The spawned processes import the script again: only its `__main__` guard keeps them from re-running it.
     args = ["--strategy", "ddp_spawn", "--devices", "2", "--max-epochs", "1", "--limit-train-batches", "2"]
     args += ["--limit-val-batches", "1", "--range-test-steps", "20", "--range-test-min-lr", "1e-3"]
-    output = run_example("fit.py", *TINY[:2], "--enable-progress-bar", "false", *args, "--log-dir", "logs", cwd=tmp_path)
+    output = run_example(
+        "fit.py", *TINY[:2], "--enable-progress-bar", "false", *args, "--log-dir", "logs", cwd=tmp_path
+    )
     runs = sorted((tmp_path / "logs" / "digits-smallcnn-onecycle").iterdir())
     assert [r.name for r in runs] == ["version_0"]  # the workers wrote where this process reads
     result = json.loads((runs[0] / "lr_range_test.json").read_text())

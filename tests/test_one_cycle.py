@@ -12,7 +12,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from conftest import (
+from lightning_onecycle import OneCycleCallback, OneCycleSchedule
+
+from helpers import (
     EndlessClassifier,
     FrozenBodyClassifier,
     OptimizerProbe,
@@ -20,7 +22,6 @@ from conftest import (
     make_trainer,
     param_groups,
 )
-from lightning_onecycle import OneCycleCallback, OneCycleSchedule
 
 
 def _expected(max_lr: float, total: int, **kw) -> tuple[list[float], list[float]]:
@@ -159,9 +160,9 @@ def test_resume_follows_the_uninterrupted_trajectory(tmp_path):
 
     first = _StopAfter(2)
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    make_trainer(tmp_path / "a", [OneCycleCallback(max_lr=0.1), first, ckpt], max_epochs=4, enable_checkpointing=True).fit(
-        TinyClassifier()
-    )
+    make_trainer(
+        tmp_path / "a", [OneCycleCallback(max_lr=0.1), first, ckpt], max_epochs=4, enable_checkpointing=True
+    ).fit(TinyClassifier())
     second = OptimizerProbe()
     make_trainer(tmp_path / "b", [OneCycleCallback(max_lr=0.1), second], max_epochs=4).fit(
         TinyClassifier(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt")
@@ -236,7 +237,9 @@ def test_resuming_with_the_same_explicit_total_steps_says_nothing(tmp_path):
     make_trainer(tmp_path / "a", [*callbacks(), ckpt], enable_checkpointing=True).fit(TinyClassifier())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        make_trainer(tmp_path / "b", callbacks()).fit(TinyClassifier(), ckpt_path=str(tmp_path / "ckpt" / "epoch=0-step=4.ckpt"))
+        make_trainer(tmp_path / "b", callbacks()).fit(
+            TinyClassifier(), ckpt_path=str(tmp_path / "ckpt" / "epoch=0-step=4.ckpt")
+        )
     assert not [w for w in caught if "OneCycleCallback" in str(w.message)]
 
 
@@ -775,7 +778,9 @@ def test_any_suggestion_provider_among_the_callbacks_gives_the_peak(tmp_path, pr
 def test_a_provider_without_a_suggestion_is_named_in_the_error(tmp_path, probe):
     finder = _FixedFinder(None)
     trainer = make_trainer(tmp_path, [finder, OneCycleCallback(max_lr=finder), probe])
-    with pytest.raises(MisconfigurationException, match=r"from _FixedFinder, but it gave no suggestion \(stop reason: searched\)"):
+    with pytest.raises(
+        MisconfigurationException, match=r"from _FixedFinder, but it gave no suggestion \(stop reason: searched\)"
+    ):
         trainer.fit(TinyClassifier())
     assert probe.lrs == []
 

@@ -15,6 +15,8 @@ from lightning_onecycle import OneCycleSchedule
 HERE = Path(__file__).parent
 
 
+@pytest.mark.slow
+@pytest.mark.ddp
 def test_both_ranks_apply_identical_values(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(HERE), "PL_DISABLE_FORK": "1"}
     subprocess.run(

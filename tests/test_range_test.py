@@ -10,7 +10,6 @@ from typing import Any
 import lightning.pytorch as pl
 import pytest
 import torch
-from conftest import RangeTestModel, make_trainer, snapshot_params
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.precision import MixedPrecision
@@ -20,6 +19,8 @@ from lightning_onecycle.one_cycle import OneCycleCallback
 from lightning_onecycle.range_test import LRRangeTestCallback, RangeTestResult
 from lightning_onecycle.schedules import LRSweep, OneCycleSchedule
 from lightning_onecycle.suggestions import suggest
+
+from helpers import RangeTestModel, make_trainer, snapshot_params
 
 
 @pytest.fixture(autouse=True)
@@ -375,11 +376,11 @@ def test_one_cycle_peaks_at_the_suggestion(tmp_path) -> None:
     assert max(lrs[0] for lrs in probe.train_lrs) == pytest.approx(range_test.suggested_lr, rel=1e-12)
 
 
-@pytest.mark.parametrize(
-    ("optimizer", "strategy"), [("sgd", "edge"), ("adamw", "minimum"), ("nadam", "minimum_nadam")]
-)
+@pytest.mark.parametrize(("optimizer", "strategy"), [("sgd", "edge"), ("adamw", "minimum"), ("nadam", "minimum_nadam")])
 def test_auto_suggestion_picks_the_strategy_by_optimizer(tmp_path, optimizer: str, strategy: str) -> None:
-    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=40, stop_after_test=True, dirpath=tmp_path / "rt")
+    range_test = LRRangeTestCallback(
+        min_lr=1e-4, max_lr=10.0, num_steps=40, stop_after_test=True, dirpath=tmp_path / "rt"
+    )
     make_trainer(tmp_path, [range_test]).fit(RangeTestModel(optimizer=optimizer))
     result = range_test.result
     assert result is not None and result.suggestion == strategy
@@ -459,6 +460,8 @@ def test_progress_bar_shows_the_sweep(tmp_path, capsys) -> None:
     assert "LR range test" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+@pytest.mark.ddp
 def test_ddp_ranks_average_the_loss_and_agree(tmp_path) -> None:
     range_test = _test_only(min_lr=1e-3, max_lr=1e3, num_steps=40)
     trainer = make_trainer(
@@ -604,13 +607,13 @@ def test_a_config_names_a_suggestion_function_by_its_import_path() -> None:
     parser = ArgumentParser()
     parser.add_class_arguments(LRRangeTestCallback, "range_test")
     parsed = parser.parse_args(["--range_test.suggestion", "lightning_onecycle.suggestions.valley"])
-    assert parser.instantiate_classes(parsed).range_test.suggestion is valley
+    assert parser.instantiate(parsed).range_test.suggestion is valley
     parsed = parser.parse_args(["--range_test.suggestion", "minimum"])
-    assert parser.instantiate_classes(parsed).range_test.suggestion == "minimum"
+    assert parser.instantiate(parsed).range_test.suggestion == "minimum"
     # A saved config (LightningCLI's config.yaml) holds the name as written, and loads again.
     saved = parser.dump(parsed)
     assert "suggestion: minimum" in saved
-    assert parser.instantiate_classes(parser.parse_string(saved)).range_test.suggestion == "minimum"
+    assert parser.instantiate(parser.parse_string(saved)).range_test.suggestion == "minimum"
     with pytest.raises(SystemExit):  # an unknown name fails when the config is read, not after the sweep
         parser.parse_args(["--range_test.suggestion", "best"])
 

@@ -60,7 +60,12 @@ def test_csv_has_one_row_per_point_of_every_sweep(tmp_path) -> None:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["weight_decay", "step", "lr", "loss", "smoothed_loss", "running_loss"]
     assert [(r["weight_decay"], r["step"]) for r in rows] == [
-        ("0.0001", "0"), ("0.0001", "1"), ("0.0001", "2"), ("0.001", "0"), ("0.001", "1"), ("0.001", "2")
+        ("0.0001", "0"),
+        ("0.0001", "1"),
+        ("0.0001", "2"),
+        ("0.001", "0"),
+        ("0.001", "1"),
+        ("0.001", "2"),
     ]
     assert float(rows[1]["lr"]) == 1e-2 and float(rows[2]["running_loss"]) == 1.2
 

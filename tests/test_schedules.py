@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from lightning_onecycle.schedules import CyclicSchedule, LRSweep, OneCycleSchedule, anneal_cos, anneal_linear
@@ -60,8 +60,7 @@ def _torch_can_run(kw: dict) -> bool:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(kw=one_cycle_settings, betas=st.booleans())
 def test_one_cycle_matches_torch_one_cycle_lr(kw, betas):
-    if not _torch_can_run(kw):
-        return
+    assume(_torch_can_run(kw))
     ours = OneCycleSchedule(**kw)
     lrs, moms = _torch_trajectory(
         lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, **kw), kw["total_steps"], betas=betas

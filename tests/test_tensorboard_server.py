@@ -15,7 +15,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from test_examples import PNG_MAGIC, TINY, run_example
+from helpers import PNG_MAGIC, TINY, run_example
+
+pytestmark = pytest.mark.slow  # starts a TensorBoard server and runs fit.py
 
 STARTUP_TIMEOUT_S = 60
 RUN = "digits-smallcnn-onecycle/version_0"

@@ -293,9 +293,13 @@ def test_epoch_losses_are_the_means_over_all_samples(fitted):
         pairs = [(model(x), y) for x, y in data.val_dataloader()]
     logits, targets = torch.cat([p for p, _ in pairs]), torch.cat([t for _, t in pairs])
     assert len(pairs[-1][1]) != 32
-    assert float(trainer.callback_metrics["val_loss"]) == pytest.approx(float(F.cross_entropy(logits, targets)), rel=1e-5)
+    assert float(trainer.callback_metrics["val_loss"]) == pytest.approx(
+        float(F.cross_entropy(logits, targets)), rel=1e-5
+    )
 
 
+@pytest.mark.slow
+@pytest.mark.ddp
 def test_epoch_metrics_agree_across_ddp_processes(tmp_path):
     # Each rank sees its own shard: unsynced epoch losses would differ between the ranks.
     here = Path(__file__).parent

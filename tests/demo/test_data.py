@@ -181,7 +181,10 @@ def test_hymenoptera_offline_names_the_folder_to_provide(tmp_path, monkeypatch):
         dm.prepare_data()
 
     message = str(err.value)
-    assert "Could not download the ants/bees data from https://download.pytorch.org/tutorial/hymenoptera_data.zip" in message
+    assert (
+        "Could not download the ants/bees data from https://download.pytorch.org/tutorial/hymenoptera_data.zip"
+        in message
+    )
     assert "seems to be offline" in message
     assert f"{data_dir}/train/{{ants,bees}}/*.jpg and {data_dir}/val/{{ants,bees}}/*.jpg" in message
     assert not (tmp_path / "data" / "hymenoptera_data.zip").exists()

@@ -11,7 +11,6 @@ import torch
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import TinyClassifier, make_trainer
 from lightning_onecycle.demo.reporting import (
     RunHistory,
     ValidationHistory,
@@ -19,6 +18,8 @@ from lightning_onecycle.demo.reporting import (
     plot_comparison,
     write_comparison,
 )
+
+from helpers import TinyClassifier, make_trainer
 
 
 class _ValidatedClassifier(TinyClassifier):
