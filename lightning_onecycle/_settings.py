@@ -54,8 +54,8 @@ class PlainFields:
 
 def settings_from(cls: type[SettingsT], arguments: Mapping[str, Any], **overrides: Any) -> SettingsT:
     """A settings dataclass built from a callback's ``__init__`` arguments (``locals()``) of the same names."""
-    values = {f.name: overrides[f.name] if f.name in overrides else arguments[f.name] for f in fields(cls)}  # type: ignore[arg-type]  # cls is a dataclass
-    return cls(**values)
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]  # cls is a dataclass
+    return cls(**{name: overrides[name] if name in overrides else arguments[name] for name in names})
 
 
 def field_values(instance: Any, cls: type) -> dict[str, Any]:

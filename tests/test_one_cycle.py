@@ -233,7 +233,10 @@ def test_a_second_fit_after_a_mid_epoch_stop_gets_a_cycle_of_the_steps_it_runs(t
 
 def test_resuming_with_the_same_explicit_total_steps_says_nothing(tmp_path):
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=4, save_top_k=-1)
-    callbacks = lambda: [OneCycleCallback(max_lr=0.1, total_steps=100)]  # noqa: E731
+
+    def callbacks():
+        return [OneCycleCallback(max_lr=0.1, total_steps=100)]
+
     make_trainer(tmp_path / "a", [*callbacks(), ckpt], enable_checkpointing=True).fit(TinyClassifier())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -152,14 +152,14 @@ def test_resolve_strategy() -> None:
     assert resolve_strategy("auto", adaptive=True) == ("minimum", minimum)
     assert resolve_strategy("auto", adaptive=True, nadam=True) == ("minimum_nadam", minimum_nadam)
 
-    def mine(lrs, losses):  # noqa: ANN001, ANN202
+    def mine(lrs, losses):
         return 1.0
 
     assert resolve_strategy(mine) == ("mine", mine)
     with pytest.raises(ValueError, match="Unknown suggestion strategy 'best'"):
         resolve_strategy("best")
     with pytest.raises(ValueError, match="a strategy name"):
-        resolve_strategy(3)  # type: ignore[arg-type]
+        resolve_strategy(3)  # type: ignore[arg-type]  # the point: a wrong type gets a clear error
 
 
 def _fastai_valley(lrs: np.ndarray, losses: np.ndarray) -> float:
