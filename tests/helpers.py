@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+
+from lightning_onecycle.range_test_result import RangeTestResult
 
 
 def param_groups(module: torch.nn.Module, groups: int, lr: float) -> Any:
@@ -142,6 +145,23 @@ def make_trainer(tmp_path, callbacks, **kwargs: Any) -> pl.Trainer:
     }
     defaults.update(kwargs)
     return pl.Trainer(callbacks=callbacks, **defaults)
+
+
+def range_test_result(suggested: float | None = 1e-2, wd: float | None = None, shift: float = 0.0) -> RangeTestResult:
+    """A made-up 20-point range test result: a tanh-shaped descent over 1e-4..1, ``shift`` lower."""
+    lrs = [float(lr) for lr in np.geomspace(1e-4, 1.0, 20)]
+    smoothed = [float(2.0 - shift - np.tanh(np.log10(lr) + 2)) for lr in lrs]
+    return RangeTestResult(
+        lrs=lrs,
+        losses=[s + 0.1 for s in smoothed],
+        smoothed_losses=smoothed,
+        running_losses=[s + 0.05 for s in smoothed],
+        suggested_lr=suggested,
+        suggestion="valley",
+        stop_reason="completed",
+        num_steps_run=20,
+        weight_decay=wd,
+    )
 
 
 # --- the LR range test's model (tests/test_range_test.py) -------------------------------------

@@ -11,20 +11,7 @@ import pytest
 from lightning_onecycle.plotting import figure_to_array, plot_range_test, plot_weight_decay_sweep, save_figure
 from lightning_onecycle.range_test import RangeTestResult
 
-
-def _result(suggested: float | None = 1e-2, wd: float | None = None, shift: float = 0.0) -> RangeTestResult:
-    lrs = list(np.geomspace(1e-4, 1.0, 20))
-    smoothed = [2.0 - shift - np.tanh(np.log10(lr) + 2) for lr in lrs]
-    return RangeTestResult(
-        lrs=lrs,
-        losses=[s + 0.1 for s in smoothed],
-        smoothed_losses=smoothed,
-        suggested_lr=suggested,
-        suggestion="valley",
-        stop_reason="completed",
-        num_steps_run=20,
-        weight_decay=wd,
-    )
+from helpers import range_test_result as _result
 
 
 def test_range_test_plot_has_log_x_curves_and_the_suggestion() -> None:
