@@ -28,7 +28,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch.optim import Optimizer
 
 from lightning_onecycle import _param_groups, _trainer
-from lightning_onecycle.schedules import Schedule
+from lightning_onecycle.schedules import Schedule, check_bool
 
 LRSpec = float | Sequence[float]
 
@@ -80,8 +80,9 @@ class ParamGroupScheduler(Callback):
     def __init__(self, settings: Any, cycle_momentum: bool | None = None, log_every_n_steps: int = 1) -> None:
         if isinstance(log_every_n_steps, bool) or not isinstance(log_every_n_steps, int) or log_every_n_steps < 0:
             raise ValueError(f"Expected a non-negative integer `log_every_n_steps`, but got {log_every_n_steps!r}.")
-        if cycle_momentum not in (None, True, False):
-            raise ValueError(f"Expected `cycle_momentum` to be True, False or None, but got {cycle_momentum!r}.")
+        if cycle_momentum is not None:
+            accepted = "True or False (or None: cycle where the optimizer has momentum)"
+            cycle_momentum = check_bool("cycle_momentum", cycle_momentum, accepted)
         self.settings = settings
         self.cycle_momentum = cycle_momentum
         self.log_every_n_steps = log_every_n_steps

@@ -20,7 +20,14 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning_onecycle import _trainer
 from lightning_onecycle._param_scheduler import LRSpec, ParamGroupScheduler, resolve_group_lrs
 from lightning_onecycle._settings import PlainFields, field_values, frozen_numbers, settings_from
-from lightning_onecycle.schedules import CyclicMode, CyclicSchedule, CyclicShape, Schedule, check_positive_finite
+from lightning_onecycle.schedules import (
+    CyclicMode,
+    CyclicSchedule,
+    CyclicShape,
+    Schedule,
+    check_bool,
+    check_positive_finite,
+)
 
 __all__ = ["CyclicLRCallback", "CyclicPlan", "CyclicSettings"]
 
@@ -48,6 +55,7 @@ class CyclicSettings(PlainFields, CyclicShape):
             if spec is not None:
                 for v in spec if isinstance(spec, Sequence) else (spec,):
                     check_positive_finite(name, v)
+        object.__setattr__(self, "keep_group_ratios", check_bool("keep_group_ratios", self.keep_group_ratios))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,6 +23,7 @@ from lightning_onecycle.schedules import (
     OneCycleSchedule,
     OneCycleShape,
     Schedule,
+    check_bool,
     check_positive_finite,
     check_positive_int,
 )
@@ -59,6 +60,7 @@ class OneCycleSettings(PlainFields, OneCycleShape):
         elif self.max_lr not in (None, "auto"):
             raise ValueError(f"`max_lr` must be a number, a list, 'auto' or None, but got {self.max_lr!r}.")
         check_positive_finite("max_lr_factor", self.max_lr_factor)
+        object.__setattr__(self, "keep_group_ratios", check_bool("keep_group_ratios", self.keep_group_ratios))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -43,7 +43,7 @@ from lightning_onecycle._param_scheduler import resolve_group_lrs
 from lightning_onecycle._settings import plain_numbers
 from lightning_onecycle.loss_tracking import LossTracker, StopReason
 from lightning_onecycle.range_test_result import RangeTestResult
-from lightning_onecycle.schedules import LRSweep, SweepMode, check_positive_finite
+from lightning_onecycle.schedules import LRSweep, SweepMode, check_bool, check_positive_finite
 from lightning_onecycle.suggestions import (
     DEFAULT_STRATEGY,
     StrategyName,
@@ -189,17 +189,15 @@ class LRRangeTestCallback(Callback):
         resolve_strategy(suggestion)  # fail now on an unknown name
         self.suggestion = suggestion
         self.weight_decays = _check_weight_decays(weight_decays)
-        if not isinstance(update_attr, (bool, str)) or update_attr == "":
-            raise ValueError(f"Expected `update_attr` to be True, False or an attribute name, but got {update_attr!r}.")
         self.sweep = LRSweep(min_lr, max_lr, num_steps, mode)
         self.smoothing = float(smoothing)
         self.divergence_threshold = divergence_threshold
-        self.stop_after_test = stop_after_test
-        self.update_attr = update_attr
-        self.progress_bar = progress_bar
+        self.stop_after_test = check_bool("stop_after_test", stop_after_test)
+        self.update_attr = _check_update_attr(update_attr)
+        self.progress_bar = check_bool("progress_bar", progress_bar)
         self.dirpath = dirpath
-        self.save_files = save_files
-        self.log_to_loggers = log_to_loggers
+        self.save_files = check_bool("save_files", save_files)
+        self.log_to_loggers = check_bool("log_to_loggers", log_to_loggers)
         self.result: RangeTestResult | None = None
         self._attr_name: str | None = None
         self._running = False
@@ -439,6 +437,23 @@ def _check_weight_decays(weight_decays: Sequence[float] | None) -> list[float] |
     if len(set(values)) != len(values):
         raise ValueError(f"`weight_decays` lists a value twice: {weight_decays!r}. Give each weight decay once.")
     return values
+
+
+def _check_update_attr(value: object) -> bool | str:
+    """``update_attr`` as a bool or an attribute name; a bool written as a string is neither."""
+    if isinstance(value, str) and value.strip() and value.strip().lower() not in ("true", "false", "none"):
+        return value
+    if not isinstance(value, str):
+        try:
+            return check_bool("update_attr", value)
+        except ValueError:
+            pass
+    word = value.strip().lower() if isinstance(value, str) else None
+    fix = f" Pass the bool {word.capitalize()}, not a string." if word in ("true", "false") else ""
+    raise ValueError(
+        f"Expected `update_attr` to be True, False or the attribute's name (such as 'lr'), but got {value!r}"
+        f" ({type(value).__name__}).{fix}"
+    )
 
 
 def _lr_attr_name(pl_module: pl.LightningModule, update_attr: bool | str) -> str:

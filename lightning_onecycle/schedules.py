@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol
 
+import numpy as np
+
 __all__ = [
     "AnnealStrategy",
     "CyclicMode",
@@ -38,6 +40,7 @@ __all__ = [
     "SweepMode",
     "anneal_cos",
     "anneal_linear",
+    "check_bool",
 ]
 
 AnnealStrategy = Literal["cos", "linear"]
@@ -91,6 +94,27 @@ def check_positive_finite(name: str, value: float) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is a positive finite number."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"Expected a positive finite number for `{name}`, but got {value!r}.")
+
+
+def check_bool(name: str, value: object, accepted: str = "True or False") -> bool:
+    """``value`` as a bool (NumPy's ``np.bool_`` too); raise ``ValueError`` naming ``name`` for anything else.
+
+    A quoted ``"False"`` (from a config, say) is a non-empty string, which Python
+    takes as true, and ``1``/``0`` are easily a typo for another argument: refused.
+
+    Example::
+
+        >>> check_bool("three_phase", np.bool_(True))
+        True
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in ("true", "false"):
+        fix = f" Pass the bool {name}={word.capitalize()}, not a string (in a YAML config: {word}, unquoted)."
+    else:
+        fix = f" Pass {name}=True or {name}=False."
+    raise ValueError(f"Expected `{name}` to be {accepted}, but got {value!r} ({type(value).__name__}).{fix}")
 
 
 def check_positive_int(name: str, value: int) -> None:
@@ -147,6 +171,7 @@ class OneCycleShape:
             raise ValueError(f"Expected `anneal_strategy` to be 'cos' or 'linear', but got {self.anneal_strategy!r}.")
         check_positive_finite("div_factor", self.div_factor)
         check_positive_finite("final_div_factor", self.final_div_factor)
+        object.__setattr__(self, "three_phase", check_bool("three_phase", self.three_phase))
         _check_momentum("base_momentum", self.base_momentum)
         _check_momentum("max_momentum", self.max_momentum)
 

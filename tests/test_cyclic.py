@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -79,6 +80,13 @@ def test_base_lr_list_of_the_wrong_length(tmp_path):
 def test_bad_arguments_fail_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CyclicLRCallback(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["keep_group_ratios", "cycle_momentum"])
+@pytest.mark.parametrize("value", ["False", 1])
+def test_flags_must_be_bools(name, value):
+    with pytest.raises(ValueError, match=re.escape(f"`{name}` to be True or False") + ".*" + re.escape(repr(value))):
+        CyclicLRCallback(base_lr=1e-3, **{name: value})
 
 
 def test_a_frozen_group_at_lr_0_is_left_alone(tmp_path):

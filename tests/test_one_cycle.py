@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import lightning.pytorch as pl
@@ -314,6 +315,23 @@ def test_scheduler_from_configure_optimizers_is_a_conflict(tmp_path, probe):
 def test_bad_arguments_fail_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
         OneCycleCallback(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["three_phase", "keep_group_ratios", "cycle_momentum"])
+@pytest.mark.parametrize("value", ["False", "true", 1, 0])
+def test_flags_must_be_bools(name, value):
+    # A config's quoted "False" is a string, and a non-empty string is true: it must not pass as a flag.
+    with pytest.raises(ValueError, match=re.escape(f"`{name}` to be True or False") + ".*" + re.escape(repr(value))):
+        OneCycleCallback(max_lr=0.1, **{name: value})
+
+
+def test_numpy_bools_are_accepted_as_bools():
+    import numpy as np
+
+    callback = OneCycleCallback(three_phase=np.bool_(True), keep_group_ratios=np.bool_(False), cycle_momentum=None)
+    assert callback.settings.three_phase is True and callback.settings.keep_group_ratios is False
+    assert OneCycleCallback(cycle_momentum=np.bool_(False)).cycle_momentum is False
+    assert OneCycleSchedule(max_lr=0.1, total_steps=10, three_phase=np.bool_(True)).three_phase is True
 
 
 def test_max_lr_list_of_the_wrong_length(tmp_path, probe):

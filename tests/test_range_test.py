@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -505,6 +507,26 @@ def test_ddp_ranks_average_the_loss_and_agree(tmp_path) -> None:
 def test_bad_arguments_raise(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         LRRangeTestCallback(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["stop_after_test", "progress_bar", "save_files", "log_to_loggers"])
+@pytest.mark.parametrize("value", ["False", "true", 1, None])
+def test_flags_must_be_bools(name: str, value: Any) -> None:
+    # A config's quoted "False" is a string, and a non-empty string is true: it must not pass as a flag.
+    with pytest.raises(ValueError, match=re.escape(f"Expected `{name}` to be True or False, but got {value!r}")):
+        LRRangeTestCallback(**{name: value})
+
+
+@pytest.mark.parametrize("value", ["False", "true", 1, 0.0])
+def test_update_attr_is_a_bool_or_an_attribute_name(value: Any) -> None:
+    with pytest.raises(ValueError, match="`update_attr`.*True, False or the attribute's name"):
+        LRRangeTestCallback(update_attr=value)
+
+
+def test_numpy_bools_are_accepted_as_bools() -> None:
+    callback = LRRangeTestCallback(stop_after_test=np.bool_(True), update_attr=np.bool_(False))
+    assert callback.stop_after_test is True and callback.update_attr is False
+    assert LRRangeTestCallback(update_attr="my_lr").update_attr == "my_lr"
 
 
 class ManualModel(RangeTestModel):
