@@ -32,6 +32,8 @@ from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from lightning_onecycle.demo import _arguments
+
 # Containers in which torchvision keeps a classifier head: resnet/regnet/inception
 # ``fc``; densenet ``classifier``; vgg/alexnet/mobilenet/efficientnet/convnext
 # ``classifier`` Sequential; vit ``heads.head``; swin ``head``.
@@ -108,7 +110,8 @@ class TransferClassifier(pl.LightningModule):
 
     Raises:
         ValueError: on an unknown model or weights name, a model whose head cannot
-            be found, or an out-of-range argument.
+            be found, or a bad argument (the message names it, its value and what
+            is accepted; e.g. a NaN ``weight_decay`` or ``freeze_backbone="no"``).
         FileNotFoundError: if ``weights`` looks like a path but no file is there.
         RuntimeError: if named weights cannot be downloaded (offline) or a local
             file does not fit the model (its missing/unexpected keys and
@@ -148,15 +151,25 @@ class TransferClassifier(pl.LightningModule):
         step_lr: tuple[int, float] | None = None,
     ) -> None:
         super().__init__()
-        _validate(num_classes, backbone_lr_ratio, freeze_backbone, lr, optimizer, momentum, weight_decay, step_lr)
-        # A Path in the hyper-parameters would make checkpoints unloadable with weights_only=True.
-        weights = None if weights is None else str(weights)
-        self.save_hyperparameters()
-        self.lr = lr
-        self.freeze_backbone = freeze_backbone
+        hparams = _checked(
+            model_name=model_name,
+            num_classes=num_classes,
+            weights=weights,
+            freeze_backbone=freeze_backbone,
+            backbone_lr_ratio=backbone_lr_ratio,
+            lr=lr,
+            optimizer=optimizer,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            step_lr=step_lr,
+        )
+        self.save_hyperparameters(hparams)
+        model_name, num_classes = hparams["model_name"], hparams["num_classes"]
+        self.lr = hparams["lr"]
+        self.freeze_backbone = hparams["freeze_backbone"]
 
         _check_model_name(model_name)
-        weights_file, named_weights = _resolve_weights(model_name, weights)
+        weights_file, named_weights = _resolve_weights(model_name, hparams["weights"])
         self.model = _build(model_name, named_weights)
         _drop_aux_heads(self.model)
         self.head_name = _find_head(self.model, model_name)
@@ -167,7 +180,7 @@ class TransferClassifier(pl.LightningModule):
             setattr(self.model.get_submodule(parent), attr, new_head)
         if weights_file is not None:
             _load_file(self.model, weights_file, self.head_name)
-        if freeze_backbone:
+        if self.freeze_backbone:
             for param in self._backbone_parameters():
                 param.requires_grad_(False)
             self.train()  # puts the backbone's normalisation layers in eval mode
@@ -264,41 +277,50 @@ class TransferClassifier(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
 
-def _validate(
-    num_classes: int,
-    backbone_lr_ratio: float | None,
-    freeze_backbone: bool,
-    lr: float,
-    optimizer: str,
-    momentum: float,
-    weight_decay: float,
-    step_lr: tuple[int, float] | None,
-) -> None:
-    if num_classes < 2:
-        raise ValueError(f"Expected num_classes >= 2 (a classifier needs two classes), but got {num_classes}.")
-    if not lr > 0:
-        raise ValueError(f"Expected a positive lr, but got {lr}.")
-    if optimizer not in ("sgd", "adamw"):
-        raise ValueError(f"Expected optimizer 'sgd' or 'adamw', but got {optimizer!r}.")
-    if not 0 <= momentum < 1:
-        raise ValueError(f"Expected 0 <= momentum < 1, but got {momentum}.")
-    if weight_decay < 0:
-        raise ValueError(f"Expected weight_decay >= 0, but got {weight_decay}.")
-    if backbone_lr_ratio is not None:
-        if not backbone_lr_ratio > 0:
-            raise ValueError(f"Expected a positive backbone_lr_ratio, but got {backbone_lr_ratio}.")
-        if freeze_backbone:
+def _checked(**hparams: Any) -> dict[str, Any]:
+    """The constructor's arguments as plain Python values, or a ValueError naming the first bad one."""
+    h = dict(hparams)
+    h["model_name"] = _arguments.text(
+        "model_name",
+        h["model_name"],
+        accepted="a model name (str): 'smallcnn' or a torchvision classifier such as 'resnet18'",
+    )
+    h["num_classes"] = _arguments.integer("num_classes", h["num_classes"], 2, why=" (a classifier needs two classes)")
+    weights = h["weights"]
+    if weights is not None and (not isinstance(weights, (str, os.PathLike)) or not os.fspath(weights)):
+        raise ValueError(
+            f"Expected `weights` to be None, 'none', a torchvision weights name or a file path, but got {weights!r}."
+        )
+    h["weights"] = None if weights is None else str(os.fspath(weights))
+    h["freeze_backbone"] = _arguments.flag("freeze_backbone", h["freeze_backbone"])
+    if h["backbone_lr_ratio"] is not None:
+        ratio = h["backbone_lr_ratio"]
+        h["backbone_lr_ratio"] = _arguments.number(
+            "backbone_lr_ratio", ratio, "None or a finite number > 0 (backbone lr / head lr)", lambda v: v > 0
+        )
+        if h["freeze_backbone"]:
             raise ValueError(
                 "backbone_lr_ratio has no effect with freeze_backbone=True (the backbone is not trained): "
                 "pass one or the other."
             )
-    if step_lr is not None:
-        step_size, gamma = step_lr
-        if int(step_size) != step_size or step_size < 1 or not gamma > 0:
-            raise ValueError(
-                f"Expected step_lr=(step_size, gamma) with an integer step_size >= 1 (epochs) and gamma > 0, "
-                f"but got {tuple(step_lr)}; the tutorial uses (7, 0.1)."
-            )
+    h["lr"] = _arguments.positive("lr", h["lr"])
+    h["optimizer"] = _arguments.choice("optimizer", h["optimizer"], ("sgd", "adamw"))
+    h["momentum"] = _arguments.number("momentum", h["momentum"], "a number in [0, 1)", lambda v: 0 <= v < 1)
+    h["weight_decay"] = _arguments.number("weight_decay", h["weight_decay"], "a finite number >= 0", lambda v: v >= 0)
+    if h["step_lr"] is not None:
+        h["step_lr"] = _step_lr(h["step_lr"])
+    return h
+
+
+def _step_lr(value: Any) -> tuple[int, float]:
+    pair = tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(pair) == 2 and _arguments.is_integer(pair[0]) and pair[0] >= 1 and _arguments.is_real(pair[1]):
+        if pair[1] > 0:
+            return int(pair[0]), float(pair[1])
+    raise ValueError(
+        f"Expected `step_lr` to be None or (step_size, gamma): an integer step_size >= 1 (epochs) and a finite "
+        f"gamma > 0, but got {value!r}; the tutorial uses (7, 0.1)."
+    )
 
 
 def _resolve_weights(model_name: str, text: str | None) -> tuple[Path | None, Any]:

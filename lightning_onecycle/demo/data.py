@@ -32,7 +32,10 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets import utils as dataset_utils
 from torchvision.datasets.folder import find_classes
 
+from lightning_onecycle.demo import _arguments
+
 _DIGITS = 1797  # images in scikit-learn's digits
+_MAX_SEED = 2**32 - 1  # scikit-learn's random_state takes seeds in [0, 2**32 - 1]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -42,15 +45,9 @@ class _TrainValDataModule(pl.LightningDataModule):
 
     def __init__(self, image_size: int, batch_size: int, num_workers: int) -> None:
         super().__init__()
-        if image_size < 1:
-            raise ValueError(f"Expected image_size >= 1, but got {image_size}.")
-        if batch_size < 1:
-            raise ValueError(f"Expected batch_size >= 1, but got {batch_size}.")
-        if num_workers < 0:
-            raise ValueError(f"Expected num_workers >= 0, but got {num_workers}.")
-        self.image_size = image_size
-        self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.image_size = _arguments.integer("image_size", image_size, 1)
+        self.batch_size = _arguments.integer("batch_size", batch_size, 1)
+        self.num_workers = _arguments.integer("num_workers", num_workers, 0)
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
@@ -107,7 +104,7 @@ class DigitsDataModule(_TrainValDataModule):
         test_fraction: share of the 1797 images held out for ``trainer.test``.
 
     Raises:
-        ValueError: on an out-of-range argument.
+        ValueError: on a bad argument (the message names it, its value and what is accepted).
 
     Example::
 
@@ -134,11 +131,12 @@ class DigitsDataModule(_TrainValDataModule):
         test_fraction: float = 0.0,
     ) -> None:
         super().__init__(image_size, batch_size, num_workers)
-        if not 0 < val_fraction < 1:
-            raise ValueError(f"Expected 0 < val_fraction < 1, but got {val_fraction}.")
-        if not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        val_fraction = _arguments.number("val_fraction", val_fraction, "a number in (0, 1)", lambda v: 0 < v < 1)
+        test_fraction = _arguments.number("test_fraction", test_fraction, "a number in [0, 1)", lambda v: 0 <= v < 1)
+        seed = _arguments.integer("seed", seed, 0, _MAX_SEED, why=" (scikit-learn's random_state)")
+        if val_fraction + test_fraction >= 1:
             raise ValueError(
-                f"Expected 0 <= test_fraction and val_fraction + test_fraction < 1 (some images must be left to "
+                f"Expected val_fraction + test_fraction < 1 (some images must be left to "
                 f"train on), but got val_fraction={val_fraction} and test_fraction={test_fraction}."
             )
         sizes = self._split_sizes(val_fraction, test_fraction)
@@ -149,7 +147,16 @@ class DigitsDataModule(_TrainValDataModule):
                 f" each split needs at least one image per class ({self.num_classes}), which {small} do not have."
                 " Choose fractions that leave each split at least 10 images."
             )
-        self.save_hyperparameters()
+        self.save_hyperparameters(
+            {
+                "image_size": self.image_size,
+                "batch_size": self.batch_size,
+                "val_fraction": val_fraction,
+                "seed": seed,
+                "num_workers": self.num_workers,
+                "test_fraction": test_fraction,
+            }
+        )
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.seed = seed
@@ -213,7 +220,7 @@ class ImageFolderDataModule(_TrainValDataModule):
             :attr:`num_classes` when ``data_dir``, its ``train/`` or its ``val/``
             is missing.
         ValueError: if ``train/``, ``val/`` (and ``test/``) have different classes,
-            or on an out-of-range argument.
+            or on a bad argument (named in the message).
 
     Example::
 
@@ -231,9 +238,15 @@ class ImageFolderDataModule(_TrainValDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__(image_size, batch_size, num_workers)
-        # A str, not a Path: checkpoints carry these and must load with weights_only=True.
+        data_dir = _arguments.folder("data_dir", data_dir)  # a str: checkpoints must load with weights_only=True
+        image_size = self.image_size  # checked: a plain int
         self.save_hyperparameters(
-            {"data_dir": str(data_dir), "image_size": image_size, "batch_size": batch_size, "num_workers": num_workers}
+            {
+                "data_dir": data_dir,
+                "image_size": image_size,
+                "batch_size": self.batch_size,
+                "num_workers": self.num_workers,
+            }
         )
         self.data_dir = Path(data_dir)
         normalize = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)

@@ -25,6 +25,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from lightning_onecycle.demo import _arguments
 from lightning_onecycle.plotting import save_figure
 
 __all__ = ["RunHistory", "ValidationHistory", "comparison_table", "plot_comparison", "write_comparison"]
@@ -89,6 +90,7 @@ class ValidationHistory(Callback):
         loss_key: Name under which the module logs its validation loss.
 
     Raises:
+        ValueError: If ``name``, ``acc_key`` or ``loss_key`` is not a non-empty str, or ``description`` not a str.
         MisconfigurationException: After the first validation epoch, if the module
             did not log ``acc_key`` or ``loss_key``.
 
@@ -100,9 +102,11 @@ class ValidationHistory(Callback):
     """
 
     def __init__(self, name: str, description: str = "", acc_key: str = "val_acc", loss_key: str = "val_loss") -> None:
-        self.history = RunHistory(name, description)
-        self.acc_key = acc_key
-        self.loss_key = loss_key
+        self.history = RunHistory(
+            _arguments.text("name", name), _arguments.text("description", description, empty=True)
+        )
+        self.acc_key = _arguments.text("acc_key", acc_key)
+        self.loss_key = _arguments.text("loss_key", loss_key)
         self._start: float | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
