@@ -22,6 +22,8 @@ from dataclasses import asdict, fields
 from typing import Any, ClassVar, Protocol
 
 import lightning.pytorch as pl
+import numpy as np
+import torch
 from lightning.pytorch.callbacks import Callback, GradientAccumulationScheduler, LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -417,6 +419,78 @@ def total_steps_from_trainer(trainer: pl.Trainer, owner: str, whole_run: bool = 
         " (max_epochs=-1, or only max_time). Set"
         " `Trainer(max_steps=...)` or pass `total_steps=...` to the callback."
     )
+
+
+def lr_argument(name: str, value: Any, accepted: str, *, per_group: bool = True) -> Any:
+    """An lr-like argument as plain Python numbers, or a ``ValueError`` that names it and says what is accepted.
+
+    A 0-d tensor or a NumPy number is taken as its number; with ``per_group``, a
+    list, tuple, 1-d tensor or array becomes a list of numbers (one per param
+    group). Whether the numbers are in range (positive, finite) is for the caller
+    to check, as is what ``None`` or a name such as ``"auto"`` means.
+
+    Args:
+        name: The argument's name, for the message.
+        value: What was passed.
+        accepted: What the argument accepts, for the message.
+        per_group: Accept a sequence of numbers.
+
+    Raises:
+        ValueError: For anything else: a string, a class, a bool, a dict, a tensor of more dimensions...
+
+    Example::
+
+        >>> lr_argument("max_lr", torch.tensor(0.5), "a number"), lr_argument("max_lr", (np.float32(0.5), 1), "numbers")
+        (0.5, [0.5, 1])
+    """
+    number = _number(value)
+    if number is not None:
+        return number
+    if per_group:
+        items: list[Any] | None = None
+        if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 1:
+            items = value.tolist()
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        if items is not None:
+            numbers = [_number(v) for v in items]
+            bad = next((i for i, v in enumerate(numbers) if v is None), None)
+            if bad is None:
+                return numbers
+            item = items[bad]
+            raise ValueError(
+                f"Expected `{name}` to be {accepted}, but got {value!r}: its item {bad} is {item!r}"
+                f" ({type(item).__name__}).{_fix(name, item)}"
+            )
+    if isinstance(value, type):
+        given = f"the class {value.__name__}, not an instance"
+    elif isinstance(value, (torch.Tensor, np.ndarray)):
+        given = f"a {type(value).__name__.lower()} of shape {tuple(value.shape)}"
+    else:
+        given = f"{value!r} ({type(value).__name__})"
+    raise ValueError(f"Expected `{name}` to be {accepted}, but got {given}.{_fix(name, value)}")
+
+
+def _number(value: Any) -> int | float | None:
+    """``value`` as a plain int or float (from a 0-d tensor or a NumPy number too), or ``None``; a bool is no number."""
+    if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 0:
+        value = value.item()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _fix(name: str, value: Any) -> str:
+    """What to pass instead of ``value``, where that can be told."""
+    if isinstance(value, type) and hasattr(value, "suggested_lr"):
+        return f" Pass an instance, {value.__name__}(), the same one as in the Trainer's callbacks."
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return f" Pass the number {name}={value.strip()}, not a string."
+    return ""
 
 
 def resolve_group_lrs(

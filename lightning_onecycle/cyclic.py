@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import GradientAccumulationScheduler
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lightning_onecycle import _trainer
-from lightning_onecycle._param_scheduler import LRSpec, ParamGroupScheduler, resolve_group_lrs
+from lightning_onecycle._param_scheduler import LRSpec, ParamGroupScheduler, lr_argument, resolve_group_lrs
 from lightning_onecycle._settings import PlainFields, field_values, frozen_numbers, settings_from
 from lightning_onecycle.schedules import (
     CyclicMode,
@@ -50,10 +50,15 @@ class CyclicSettings(PlainFields, CyclicShape):
     def __post_init__(self) -> None:
         if self.step_size_unit not in ("steps", "epochs"):
             raise ValueError(f"Expected `step_size_unit` to be 'steps' or 'epochs', but got {self.step_size_unit!r}.")
+        accepted = "a positive number or a list of them (one per param group)"
+        object.__setattr__(self, "base_lr", lr_argument("base_lr", self.base_lr, accepted))
+        if self.max_lr is not None:
+            accepted += ", or None (each group's lr from `configure_optimizers`)"
+            object.__setattr__(self, "max_lr", lr_argument("max_lr", self.max_lr, accepted))
         super().__post_init__()  # plain values, then the shape's checks
         for name, spec in (("base_lr", self.base_lr), ("max_lr", self.max_lr)):
             if spec is not None:
-                for v in spec if isinstance(spec, Sequence) else (spec,):
+                for v in spec if isinstance(spec, tuple) else (spec,):
                     check_positive_finite(name, v)
         object.__setattr__(self, "keep_group_ratios", check_bool("keep_group_ratios", self.keep_group_ratios))
 

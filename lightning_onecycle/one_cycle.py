@@ -16,7 +16,13 @@ from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lightning_onecycle import _trainer
-from lightning_onecycle._param_scheduler import LRSpec, ParamGroupScheduler, resolve_group_lrs, total_steps_from_trainer
+from lightning_onecycle._param_scheduler import (
+    LRSpec,
+    ParamGroupScheduler,
+    lr_argument,
+    resolve_group_lrs,
+    total_steps_from_trainer,
+)
 from lightning_onecycle._settings import PlainFields, field_values, frozen_numbers, settings_from
 from lightning_onecycle.schedules import (
     AnnealStrategy,
@@ -33,6 +39,10 @@ __all__ = ["OneCycleCallback", "OneCyclePlan", "OneCycleSettings"]
 
 # A name or a provider instance first (a config saves it as written), numbers after.
 MaxLR = float | list[float] | Literal["auto"] | SuggestionProvider | None
+_MAX_LR_ACCEPTED = (
+    "a positive number (the peak lr), a list of them (one per param group), 'auto' (the range test's suggestion),"
+    " an LR finder callback such as LRRangeTestCallback() (an instance), or None"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,14 +61,14 @@ class OneCycleSettings(PlainFields, OneCycleShape):
     max_lr_factor: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.max_lr is not None and not (isinstance(self.max_lr, str) and self.max_lr == "auto"):
+            object.__setattr__(self, "max_lr", lr_argument("max_lr", self.max_lr, _MAX_LR_ACCEPTED))
         super().__post_init__()  # plain values, then the shape's checks
         if self.total_steps is not None:
             check_positive_int("total_steps", self.total_steps)
-        if isinstance(self.max_lr, (int, float, tuple)):
+        if self.max_lr is not None and self.max_lr != "auto":
             for v in self.max_lr if isinstance(self.max_lr, tuple) else (self.max_lr,):
                 check_positive_finite("max_lr", v)
-        elif self.max_lr not in (None, "auto"):
-            raise ValueError(f"`max_lr` must be a number, a list, 'auto' or None, but got {self.max_lr!r}.")
         check_positive_finite("max_lr_factor", self.max_lr_factor)
         object.__setattr__(self, "keep_group_ratios", check_bool("keep_group_ratios", self.keep_group_ratios))
 
@@ -97,7 +107,8 @@ class OneCycleCallback(ParamGroupScheduler):
             the provider itself: the suggestion (an error if there is no provider).
             A float: the peak of the group with the largest configured lr; other
             groups keep their ratio to it (discriminative LRs) unless
-            ``keep_group_ratios=False``. A list: one peak per param group.
+            ``keep_group_ratios=False``. A list: one peak per param group. A 0-d
+            tensor or NumPy number counts as its number (a 1-d one as a list).
         total_steps: Optimizer steps in the cycle; ``None`` uses
             ``trainer.estimated_stepping_batches`` (max_epochs, max_steps,
             limit_train_batches, accumulation, a ``GradientAccumulationScheduler``

@@ -39,7 +39,7 @@ from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_set
 from torch.optim import Optimizer
 
 from lightning_onecycle import _param_groups, _range_test_output, _sweep_engine, _trainer
-from lightning_onecycle._param_scheduler import resolve_group_lrs
+from lightning_onecycle._param_scheduler import lr_argument, resolve_group_lrs
 from lightning_onecycle._settings import plain_numbers
 from lightning_onecycle.loss_tracking import LossTracker, StopReason
 from lightning_onecycle.range_test_result import RangeTestResult
@@ -161,6 +161,8 @@ class LRRangeTestCallback(Callback):
         min_lr, max_lr, num_steps, smoothing, divergence_threshold, weight_decays = plain_numbers(
             (min_lr, max_lr, num_steps, smoothing, divergence_threshold, weight_decays)
         )
+        min_lr = lr_argument("min_lr", min_lr, "a positive number", per_group=False)
+        max_lr = lr_argument("max_lr", max_lr, "a positive number", per_group=False)
         check_positive_finite("min_lr", min_lr)
         check_positive_finite("max_lr", max_lr)
         if min_lr >= max_lr:

@@ -89,6 +89,29 @@ def test_flags_must_be_bools(name, value):
         CyclicLRCallback(base_lr=1e-3, **{name: value})
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"base_lr": "1e-3"},
+            r"`base_lr` to be a positive number.*but got '1e-3' \(str\)\. Pass the number base_lr=1e-3",
+        ),
+        ({"base_lr": 1e-3, "max_lr": "auto"}, r"`max_lr` to be a positive number.*or None.*but got 'auto' \(str\)"),
+        ({"base_lr": [1e-3, "1e-2"]}, r"`base_lr`.*its item 1 is '1e-2' \(str\)"),
+        ({"base_lr": None}, r"`base_lr` to be a positive number.*but got None"),
+    ],
+)
+def test_bounds_of_the_wrong_type_are_named_with_what_is_accepted(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CyclicLRCallback(**kwargs)
+
+
+def test_tensor_bounds_are_taken_as_their_floats():
+    settings = CyclicLRCallback(base_lr=torch.tensor(1e-3), max_lr=torch.tensor([1e-2, 2e-2])).settings
+    assert settings.base_lr == pytest.approx(1e-3) and type(settings.base_lr) is float
+    assert settings.max_lr == pytest.approx((1e-2, 2e-2))
+
+
 def test_a_frozen_group_at_lr_0_is_left_alone(tmp_path):
     probe = OptimizerProbe()
     make_trainer(tmp_path, [CyclicLRCallback(base_lr=0.001, max_lr=0.01, step_size_up=4), probe]).fit(

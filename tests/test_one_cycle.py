@@ -306,7 +306,7 @@ def test_scheduler_from_configure_optimizers_is_a_conflict(tmp_path, probe):
         ({"pct_start": 1.2}, "`pct_start` strictly between 0 and 1"),
         ({"max_lr": -1.0}, "positive finite number for `max_lr`"),
         ({"max_lr": [0.1, float("inf")]}, "`max_lr`"),
-        ({"max_lr": "big"}, "must be a number, a list, 'auto' or None"),
+        ({"max_lr": "big"}, "Expected `max_lr` to be a positive number.*'auto'.*but got 'big' \\(str\\)"),
         ({"total_steps": 0}, "positive integer `total_steps`"),
         ({"max_lr_factor": 0}, "`max_lr_factor`"),
         ({"log_every_n_steps": -1}, "`log_every_n_steps`"),
@@ -332,6 +332,37 @@ def test_numpy_bools_are_accepted_as_bools():
     assert callback.settings.three_phase is True and callback.settings.keep_group_ratios is False
     assert OneCycleCallback(cycle_momentum=np.bool_(False)).cycle_momentum is False
     assert OneCycleSchedule(max_lr=0.1, total_steps=10, three_phase=np.bool_(True)).three_phase is True
+
+
+@pytest.mark.parametrize(
+    ("max_lr", "message"),
+    [
+        ("0.1", r"but got '0.1' \(str\)\. Pass the number max_lr=0.1, not a string"),
+        ([0.1, "0.2"], r"but got \[0.1, '0.2'\]: its item 1 is '0.2' \(str\)"),
+        ({"body": 0.1}, r"but got \{'body': 0.1\} \(dict\)"),
+        (torch.tensor([[0.1]]), r"but got a tensor of shape \(1, 1\)"),
+    ],
+)
+def test_a_max_lr_of_the_wrong_type_is_named_with_what_is_accepted(max_lr, message):
+    with pytest.raises(
+        ValueError, match=r"Expected `max_lr` to be a positive number \(the peak lr\), a list.*" + message
+    ):
+        OneCycleCallback(max_lr=max_lr)
+
+
+def test_the_range_test_class_instead_of_an_instance_says_to_pass_an_instance():
+    from lightning_onecycle import LRRangeTestCallback
+
+    message = r"got the class LRRangeTestCallback, not an instance\. Pass an instance, LRRangeTestCallback\(\)"
+    with pytest.raises(ValueError, match=message):
+        OneCycleCallback(max_lr=LRRangeTestCallback)
+
+
+def test_tensor_max_lrs_are_taken_as_their_floats():
+    assert OneCycleCallback(max_lr=torch.tensor(0.1)).settings.max_lr == pytest.approx(0.1)
+    assert type(OneCycleCallback(max_lr=torch.tensor(0.1)).settings.max_lr) is float
+    assert OneCycleCallback(max_lr=torch.tensor([0.1, 0.2])).settings.max_lr == pytest.approx((0.1, 0.2))
+    assert OneCycleCallback(max_lr=[torch.tensor(0.1), 0.2]).settings.max_lr == pytest.approx((0.1, 0.2))
 
 
 def test_max_lr_list_of_the_wrong_length(tmp_path, probe):

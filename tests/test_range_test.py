@@ -509,6 +509,23 @@ def test_bad_arguments_raise(kwargs: dict[str, Any], message: str) -> None:
         LRRangeTestCallback(**kwargs)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_lr": "1e-5"}, r"`min_lr` to be a positive number, but got '1e-5' \(str\)\. Pass the number min_lr=1e-5"),
+        ({"max_lr": [1.0]}, r"`max_lr` to be a positive number, but got \[1.0\] \(list\)"),
+    ],
+)
+def test_sweep_bounds_of_the_wrong_type_are_named_with_what_is_accepted(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LRRangeTestCallback(**kwargs)
+
+
+def test_tensor_sweep_bounds_are_taken_as_their_floats() -> None:
+    callback = LRRangeTestCallback(min_lr=torch.tensor(1e-5), max_lr=torch.tensor(1.0))
+    assert callback.sweep.min_lr == pytest.approx(1e-5) and type(callback.sweep.max_lr) is float
+
+
 @pytest.mark.parametrize("name", ["stop_after_test", "progress_bar", "save_files", "log_to_loggers"])
 @pytest.mark.parametrize("value", ["False", "true", 1, None])
 def test_flags_must_be_bools(name: str, value: Any) -> None:
