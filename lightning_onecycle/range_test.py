@@ -121,13 +121,16 @@ class LRRangeTestCallback(Callback):
         progress_bar: Show a progress bar during the sweep when the Trainer has an
             enabled progress bar.
         dirpath: Directory for the CSV, JSON and PNG files; ``None`` uses
-            ``trainer.log_dir``.
+            ``trainer.log_dir`` (``default_root_dir`` without a logger). Created at
+            ``setup``; files of an earlier run there are kept, the new ones get the
+            next free name (``lr_range_test_2.*``, ...), and the log line says where.
         save_files: Write the CSV, JSON and PNG files.
         log_to_loggers: Log the curve as scalars and the plot as an image.
 
     Raises:
         ValueError: If a setting is invalid; the message says which and how to fix it.
-        MisconfigurationException: Before the first batch, if the module uses manual
+        MisconfigurationException: At ``setup``, if ``dirpath`` cannot be created or
+            written to. Before the first batch, if the module uses manual
             optimization, has no optimizer, its param groups lack ``weight_decay``
             for a weight-decay sweep, or ``update_attr`` names no attribute.
 
@@ -197,7 +200,7 @@ class LRRangeTestCallback(Callback):
         self.stop_after_test = check_bool("stop_after_test", stop_after_test)
         self.update_attr = _check_update_attr(update_attr)
         self.progress_bar = check_bool("progress_bar", progress_bar)
-        self.dirpath = dirpath
+        self.dirpath = _range_test_output.check_dirpath(dirpath)
         self.save_files = check_bool("save_files", save_files)
         self.log_to_loggers = check_bool("log_to_loggers", log_to_loggers)
         self.result: RangeTestResult | None = None
@@ -226,6 +229,9 @@ class LRRangeTestCallback(Callback):
             # `load_state_dict`, which Lightning calls after `setup`. A fit that never reaches
             # `on_train_start` (already finished) keeps the last result.
             self._restored = False
+            if self.save_files and self.dirpath is not None:
+                # A directory that cannot take the files fails now, not after the whole sweep.
+                _range_test_output.prepare_directory(trainer, os.fspath(self.dirpath))
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not pl_module.automatic_optimization:
@@ -373,10 +379,10 @@ class LRRangeTestCallback(Callback):
     def _report(self, trainer: pl.Trainer, result: RangeTestResult) -> None:
         # `trainer.log_dir` broadcasts, so every rank must ask for it, not only rank zero.
         dirpath = os.fspath(self.dirpath) if self.dirpath is not None else trainer.log_dir
-        _range_test_output.announce(result)
-        _range_test_output.write_report(
+        stem = _range_test_output.write_report(
             trainer, result, self._labels, dirpath, self._config(), self.save_files, self.log_to_loggers
         )
+        _range_test_output.announce(result, stem)
 
     def _config(self) -> dict[str, Any]:
         return {

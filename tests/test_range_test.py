@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -526,6 +528,49 @@ def test_tensor_sweep_bounds_are_taken_as_their_floats() -> None:
     assert callback.sweep.min_lr == pytest.approx(1e-5) and type(callback.sweep.max_lr) is float
 
 
+@pytest.mark.parametrize(
+    ("dirpath", "message"),
+    [
+        (123, r"Expected `dirpath` to be a directory path .* or None .*, but got 123 \(int\)"),
+        ("", r"`dirpath` is empty"),
+        ("  ", r"`dirpath` is empty"),
+    ],
+)
+def test_a_dirpath_that_is_no_path_fails_at_construction(dirpath: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LRRangeTestCallback(dirpath=dirpath)
+
+
+@pytest.mark.parametrize("case", ["a-file", "under-a-file", "unwritable"])
+def test_a_dirpath_that_cannot_hold_the_files_fails_before_the_sweep(tmp_path, case: str) -> None:
+    existing_file = tmp_path / "notes.txt"
+    existing_file.write_text("not a directory")
+    if case == "a-file":
+        dirpath, reason = existing_file, "it is a file, not a directory"
+    elif case == "under-a-file":
+        dirpath, reason = existing_file / "range_test", "Not a directory"
+    elif os.geteuid() != 0:
+        dirpath, reason = tmp_path / "read-only", "(Permission denied|not permitted)"
+        dirpath.mkdir(mode=0o500)
+    elif os.path.isdir("/sys"):  # root writes into any directory with write permission bits unset, but not into sysfs
+        dirpath, reason = Path("/sys"), "(Permission denied|not permitted)"
+    else:
+        pytest.skip("no unwritable directory for root here")
+    model = RangeTestModel()
+    message = (
+        rf"LRRangeTestCallback\(dirpath='{re.escape(str(dirpath))}'\) cannot hold the range test's files: .*{reason}"
+    )
+    with pytest.raises(MisconfigurationException, match=message):
+        make_trainer(tmp_path, [_test_only(dirpath=dirpath)]).fit(model)
+    assert model.calls == 0
+
+
+def test_a_dirpath_that_does_not_exist_yet_is_created(tmp_path) -> None:
+    dirpath = tmp_path / "a" / "b"
+    make_trainer(tmp_path, [_test_only(dirpath=str(dirpath))]).fit(RangeTestModel())
+    assert (dirpath / "lr_range_test.json").exists()
+
+
 @pytest.mark.parametrize("name", ["stop_after_test", "progress_bar", "save_files", "log_to_loggers"])
 @pytest.mark.parametrize("value", ["False", "true", 1, None])
 def test_flags_must_be_bools(name: str, value: Any) -> None:
@@ -718,6 +763,29 @@ def test_a_second_fit_tests_again_without_overwriting_the_first_tests_files_or_t
         assert [e.step for e in scalars] == list(range(result.num_steps_run))
         assert [e.value for e in scalars] == pytest.approx(result.losses, rel=1e-6)
     assert {"range_test/plot", "range_test/step5/plot"} <= set(events.Tags()["images"])
+
+
+@pytest.mark.parametrize("explicit_dirpath", [False, True], ids=["default_root_dir", "dirpath"])
+def test_a_second_run_into_the_same_directory_keeps_the_first_runs_files(
+    tmp_path, lightning_log, explicit_dirpath: bool
+) -> None:
+    # `logger=False` puts the files in `default_root_dir` (the working directory by default); a config run twice
+    # reuses its `dirpath`. Either way the second run must not replace the first one's files.
+    dirpath = tmp_path / "range_test" if explicit_dirpath else tmp_path
+    results = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        range_test = _test_only(dirpath=dirpath if explicit_dirpath else None)
+        make_trainer(tmp_path, [range_test]).fit(RangeTestModel())
+        results.append(range_test.result)
+    assert results[0] != results[1]
+    assert RangeTestResult.load(dirpath / "lr_range_test.json") == results[0]
+    assert RangeTestResult.load(dirpath / "lr_range_test_2.json") == results[1]
+    assert (dirpath / "lr_range_test_2.csv").exists() and (dirpath / "lr_range_test_2.png").exists()
+    lines = [r.getMessage() for r in lightning_log.records if "LRRangeTestCallback: suggested lr" in r.getMessage()]
+    assert len(lines) == 2
+    assert str(dirpath / "lr_range_test.{csv,json,png}") in lines[0]
+    assert str(dirpath / "lr_range_test_2.{csv,json,png}") in lines[1]
 
 
 def test_a_test_only_fit_then_a_second_fit_keep_both_tests_files_and_tags(tmp_path) -> None:
