@@ -378,6 +378,19 @@ def _accumulation_scheduler(trainer: pl.Trainer) -> GradientAccumulationSchedule
     return next((c for c in _trainer.callbacks(trainer) if isinstance(c, GradientAccumulationScheduler)), None)
 
 
+def accumulation_factor(trainer: pl.Trainer, epoch: int | None = None) -> int:
+    """Batches per optimizer step in ``epoch`` (default: the current one).
+
+    A ``GradientAccumulationScheduler`` sets ``trainer.accumulate_grad_batches`` only
+    at ``on_train_epoch_start``: before that (at ``on_train_start``, where the range
+    test sweeps) and for later epochs its own schedule tells.
+    """
+    scheduler = _accumulation_scheduler(trainer)
+    if scheduler is None:
+        return trainer.accumulate_grad_batches
+    return scheduler.get_accumulate_grad_batches(trainer.current_epoch if epoch is None else epoch)
+
+
 def total_steps_from_trainer(trainer: pl.Trainer, owner: str, whole_run: bool = False) -> int:
     """The optimizer steps this fit has left to run, or a clear error when they are unknown.
 
@@ -407,9 +420,8 @@ def total_steps_from_trainer(trainer: pl.Trainer, owner: str, whole_run: bool = 
     steps_left = None if trainer.max_steps == -1 else math.ceil(max(trainer.max_steps - done, 0) / per_batch)
     batches = trainer.num_training_batches
     if trainer.max_epochs not in (None, -1) and math.isfinite(batches):
-        accumulation = _accumulation_scheduler(trainer)
-        factor = accumulation.get_accumulate_grad_batches if accumulation else lambda _: trainer.accumulate_grad_batches
-        remaining = sum(math.ceil(batches / factor(epoch)) for epoch in range(first_epoch, trainer.max_epochs))
+        epochs = range(first_epoch, trainer.max_epochs)
+        remaining = sum(math.ceil(batches / accumulation_factor(trainer, epoch)) for epoch in epochs)
         return remaining if steps_left is None else min(remaining, steps_left)
     if steps_left is not None:
         return steps_left

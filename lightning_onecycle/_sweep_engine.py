@@ -117,15 +117,16 @@ def own_workers(loader: DataLoader) -> DataLoader:
 
 
 def sweep_step(
-    trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer, batches: Batches
+    trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer, batches: Batches, accumulation: int
 ) -> tuple[float, bool]:
-    """One optimizer step; returns its loss averaged across ranks and whether AMP's GradScaler skipped it on any rank.
+    """One optimizer step over ``accumulation`` batches; returns its loss averaged across ranks and whether AMP's
+    GradScaler skipped it on any rank.
 
     One collective for both, so every rank sees the same loss and the same skip decision.
     """
     scaler = getattr(trainer.precision_plugin, "scaler", None)
     scale = scaler.get_scale() if scaler is not None else None
-    loss = optimizer_step(trainer, pl_module, optimizer, batches)
+    loss = optimizer_step(trainer, pl_module, optimizer, batches, accumulation)
     was_skipped = scaler is not None and scale is not None and scaler.get_scale() < scale
     stats = torch.stack([loss.float(), loss.new_tensor(float(was_skipped), dtype=torch.float32)])
     stats = trainer.strategy.reduce(stats, reduce_op="mean")
@@ -133,14 +134,14 @@ def sweep_step(
 
 
 def optimizer_step(
-    trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer, batches: Batches
+    trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer, batches: Batches, accumulation: int
 ) -> torch.Tensor:
-    """One optimizer step over ``accumulate_grad_batches`` batches, as the automatic loop does it.
+    """One optimizer step over ``accumulation`` batches, as the automatic loop does it.
 
     Returns the mean raw loss of those batches (detached).
     """
     strategy = trainer.strategy
-    k = trainer.accumulate_grad_batches
+    k = accumulation
     raw: list[torch.Tensor] = []
 
     def forward(batch: Any, batch_idx: int) -> torch.Tensor:

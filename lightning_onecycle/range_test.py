@@ -39,7 +39,7 @@ from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_set
 from torch.optim import Optimizer
 
 from lightning_onecycle import _param_groups, _range_test_output, _sweep_engine, _trainer
-from lightning_onecycle._param_scheduler import lr_argument, resolve_group_lrs
+from lightning_onecycle._param_scheduler import accumulation_factor, lr_argument, resolve_group_lrs
 from lightning_onecycle._settings import plain_numbers
 from lightning_onecycle.loss_tracking import LossTracker, StopReason
 from lightning_onecycle.range_test_result import RangeTestResult
@@ -77,8 +77,9 @@ class LRRangeTestCallback(Callback):
     after each epoch's worth (``limit_train_batches`` applies), so short epochs
     and ``max_epochs`` do not cut it short. Mixed precision, gradient clipping,
     ``accumulate_grad_batches`` (each sweep point is one optimizer step over that
-    many batches) and DDP (the loss is averaged across ranks, so all ranks stop
-    together and agree) apply as in training. Steps that AMP's GradScaler skips are retried at the same lr.
+    many batches; with a ``GradientAccumulationScheduler``, its factor for the
+    epoch the fit starts at) and DDP (the loss is averaged across ranks, so all
+    ranks stop together and agree) apply as in training. Steps that AMP's GradScaler skips are retried at the same lr.
     During the sweep ``self.log`` calls are ignored and torchmetrics metrics of
     the module are reset afterwards; callbacks' ``on_before_backward``,
     ``on_after_backward`` and ``on_before_optimizer_step`` hooks do run (check
@@ -334,6 +335,7 @@ class LRRangeTestCallback(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer, weight_decay: float | None
     ) -> RangeTestResult:
         ratios = _lr_ratios(optimizer)
+        accumulation = accumulation_factor(trainer)  # the first epoch's, as training will have it
         batches = _sweep_engine.Batches(trainer, pl_module)
         tracker = LossTracker(self.smoothing, self.divergence_threshold)
         desc = "LR range test" if weight_decay is None else f"LR range test (wd={weight_decay:g})"
@@ -343,7 +345,7 @@ class LRRangeTestCallback(Callback):
                 lr = self.sweep.lr(tracker.num_points)
                 for group, ratio in zip(optimizer.param_groups, ratios):
                     _param_groups.set_lr(group, lr * ratio)
-                loss, skipped = _sweep_engine.sweep_step(trainer, pl_module, optimizer, batches)
+                loss, skipped = _sweep_engine.sweep_step(trainer, pl_module, optimizer, batches, accumulation)
                 recorded = tracker.num_points
                 stop = tracker.update(lr, loss, skipped)
                 if bar is not None and tracker.num_points > recorded:

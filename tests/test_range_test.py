@@ -258,6 +258,23 @@ def test_accumulation_clipping_and_dict_loss(tmp_path) -> None:
     assert model.clips == 12
 
 
+def test_a_gradient_accumulation_scheduler_accumulates_in_the_sweep_as_in_the_first_epoch(tmp_path) -> None:
+    from lightning.pytorch.callbacks import GradientAccumulationScheduler
+
+    def sweep(callbacks: list[pl.Callback], **flags: Any) -> tuple[RangeTestResult, int]:
+        torch.manual_seed(0)
+        model, range_test = RangeTestModel(), _test_only(num_steps=12)
+        make_trainer(tmp_path, [*callbacks, range_test], **flags).fit(model)
+        return range_test.result, model.calls
+
+    # The scheduler sets `trainer.accumulate_grad_batches` only when the epoch starts, after the sweep.
+    scheduled, calls = sweep([GradientAccumulationScheduler({0: 4, 1: 2})])
+    fixed, _ = sweep([], accumulate_grad_batches=4)
+    assert calls == 12 * 4
+    assert scheduled == fixed
+    assert scheduled != sweep([])[0]
+
+
 def test_bf16_mixed_runs_the_step_under_autocast(tmp_path) -> None:
     model = RangeTestModel()
     before = snapshot_params(model)
