@@ -33,6 +33,9 @@ def _mark_suggestion(ax: Axes, result: RangeTestResult, color: str) -> None:
     loss = float(np.interp(np.log(lr), np.log(result.lrs), result.smoothed_losses))
     ax.plot([lr], [loss], marker="o", markersize=8, color=color, markeredgecolor="black", zorder=3)
     ax.axvline(lr, color=color, linestyle=":", linewidth=1)
+    if result.suggestion_bracket is not None:
+        low, high = result.suggestion_bracket
+        ax.axvspan(low, high, color=color, alpha=0.12, linewidth=0, label="bracket")
 
 
 def _axis_limits(ax: Axes, curves: list[list[float]]) -> None:
@@ -82,9 +85,12 @@ def plot_range_test(result: RangeTestResult, show_raw: bool = True) -> Figure:
         ax.plot(result.lrs, result.losses, color="tab:blue", alpha=0.3, linewidth=1, label="loss")
     ax.plot(result.lrs, result.smoothed_losses, color="tab:blue", linewidth=2, label="smoothed loss")
     _mark_suggestion(ax, result, "tab:red")
+    if result.divergence_lr is not None:
+        ax.axvline(result.divergence_lr, color="gray", linestyle="--", linewidth=1, label="blow-up")
     title = f"LR range test ({result.stop_reason})"
     if result.suggested_lr is not None:
-        title += f": suggested lr {result.suggested_lr:.3g} ({result.suggestion})"
+        confidence = f", {result.confidence} confidence" if result.confidence else ""
+        title += f": suggested lr {result.suggested_lr:.3g} ({result.suggestion}{confidence})"
     _finish_axes(ax, [result.smoothed_losses], "loss", title)
     return fig
 

@@ -27,19 +27,30 @@ class RangeTestResult:
         losses: Raw training loss at each point (averaged over ranks and accumulated batches).
         smoothed_losses: ``losses`` smoothed without lag
             (:func:`~lightning_onecycle.suggestions.smooth_losses`): the curve the
-            suggestion is made from and the plot shows.
+            suggestion is read from and the plot shows.
         running_losses: Bias-corrected exponential moving average of ``losses``
-            (beta ``smoothing``), the running value the divergence stop compares.
-        suggested_lr: The suggestion, or ``None`` when the curve has no usable descent.
+            (beta ``smoothing``): the running loss of the progress bar.
+        suggested_lr: The suggestion, or ``None`` when the curve shows nothing to suggest from.
         suggestion: Name of the strategy that made the suggestion (for ``"auto"``, the one it chose).
-        stop_reason: ``"completed"``, ``"diverged"`` (smoothed loss above
-            ``divergence_threshold`` times its best) or ``"non-finite loss"``.
-            The point with a non-finite loss is not recorded.
+        stop_reason: ``"completed"``, ``"diverged"`` (the loss blew up, see ``divergence_threshold``)
+            or ``"non-finite loss"``. The point with a non-finite loss is not recorded.
         num_steps_run: Number of recorded sweep points.
         weight_decay: The weight decay of this sweep (the chosen one for a
             weight-decay sweep), ``None`` when the optimizer's own was used.
         sweeps: For a weight-decay sweep, one result per weight decay; the fields
             above are then those of the chosen sweep.
+        shape: What the curve shows (:class:`~lightning_onecycle.suggestions.CurveReading`):
+            ``"descent"``, ``"flat"`` (no descent, but the loss blew up), ``"flat-without-divergence"``
+            or ``"too-short"``.
+        confidence: ``"high"``, ``"medium"`` or ``"low"`` (see
+            :class:`~lightning_onecycle.suggestions.Suggestion`); ``None`` without a suggestion.
+        suggestion_bracket: ``[low, high]``: the lrs the same rule reads anywhere in the curve's
+            ambiguous stretch; ``None`` without a suggestion.
+        divergence_lr: Where the loss blew up (or went non-finite), ``None`` if it did not.
+        nonfinite_lr: The lr whose loss was NaN or infinite (where the sweep stopped), ``None`` if none.
+        still_falling: The loss was still falling at the sweep's last lr.
+        message: What the curve showed and what to do, when the suggestion is not a plain one
+            (no descent, still falling, none at all); ``None`` otherwise.
     """
 
     lrs: list[float]
@@ -52,6 +63,13 @@ class RangeTestResult:
     weight_decay: float | None = None
     sweeps: list[RangeTestResult] = field(default_factory=list)
     running_losses: list[float] = field(default_factory=list)
+    shape: str | None = None
+    confidence: str | None = None
+    suggestion_bracket: list[float] | None = None
+    divergence_lr: float | None = None
+    nonfinite_lr: float | None = None
+    still_falling: bool = False
+    message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values only (JSON-able and safe for ``torch.load(weights_only=True)``)."""

@@ -63,3 +63,21 @@ def test_png_and_array_without_touching_pyplot(tmp_path) -> None:
         assert plt.get_fignums() == []
     else:
         assert "matplotlib.pyplot" not in sys.modules
+
+
+def test_the_bracket_is_a_band_and_the_blow_up_a_dashed_line_with_the_confidence_in_the_title() -> None:
+    import dataclasses
+
+    result = dataclasses.replace(_result(), suggestion_bracket=[5e-3, 2e-2], confidence="medium", divergence_lr=0.3)
+    ax = plot_range_test(result).axes[0]
+    bands = [p for p in ax.patches if p.get_label() == "bracket"]
+    assert len(bands) == 1
+    band = bands[0]  # a Rectangle from matplotlib 3.9 on, a Polygon before
+    if hasattr(band, "get_width"):
+        x0, x1 = band.get_x(), band.get_x() + band.get_width()
+    else:
+        x0, x1 = band.get_xy()[:, 0].min(), band.get_xy()[:, 0].max()
+    assert (x0, x1) == pytest.approx((5e-3, 2e-2))
+    blow_up = [line for line in ax.get_lines() if line.get_label() == "blow-up"]
+    assert blow_up and blow_up[0].get_xdata()[0] == 0.3 and blow_up[0].get_linestyle() == "--"
+    assert "medium confidence" in ax.get_title()
