@@ -31,6 +31,7 @@ from torch.optim import Optimizer
 
 from lightning_onecycle import _param_groups, _trainer
 from lightning_onecycle.schedules import Schedule, check_bool
+from lightning_onecycle.suggestion_provider import SuggestionProvider
 
 LRSpec = float | Sequence[float]
 
@@ -111,6 +112,10 @@ class ParamGroupScheduler(Callback):
     def _length_is_explicit(self) -> bool:
         """Whether the resumed plan's length is the one the settings ask for now, not the Trainer's."""
         return False
+
+    def _suggestion_provider(self, trainer: pl.Trainer) -> SuggestionProvider | None:
+        """The LR finder whose suggestion the plan would take its peak from (``None``: none)."""
+        return None
 
     # --- public state --------------------------------------------------------------
 
@@ -288,25 +293,27 @@ class ParamGroupScheduler(Callback):
 
     # --- resuming -------------------------------------------------------------------
 
-    def _ignored_settings(self) -> list[str]:
-        """The settings passed now that differ from those the resumed plan was made from (``name=value``).
+    def _ignored_settings(self) -> tuple[list[str], str]:
+        """The settings passed now that differ from those the resumed plan was made from (``name=value``),
+        and a note on them for the warning (a subclass's; here none).
 
         A checkpoint written before settings were stored holds none to compare with.
         """
         saved = self._plan_settings
         if saved is None:
-            return []
+            return [], ""
         now = self.settings
-        return [
+        ignored = [
             f"{f.name}={_shown(getattr(now, f.name))}"
             for f in fields(now)
             if getattr(now, f.name) != getattr(saved, f.name)
         ]
+        return ignored, ""
 
     def _warn_resumed_schedule(self, trainer: pl.Trainer) -> None:
         """A resumed fit keeps its checkpoint's schedule: say so when this run's settings disagree with it."""
         name, total = type(self).__name__, self.total_steps_resolved
-        ignored = self._ignored_settings()
+        ignored, note = self._ignored_settings()
         run = None
         if total is not None and not self._length_is_explicit():
             try:  # where this run ends, in optimizer steps (the loops' restored epoch may be one behind)
@@ -316,7 +323,7 @@ class ParamGroupScheduler(Callback):
         end = self._start_step + total if total is not None else None
         what = []
         if ignored:
-            what.append(f"it ignores {', '.join(ignored)} passed now")
+            what.append(f"it ignores {', '.join(ignored)} passed now{note}")
         if end is not None and run is not None and run != end:
             after = "holds the final values after it" if run > end else "stops before the cycle ends"
             what.append(f"its cycle ends at optimizer step {end} while this run has {run} steps, so training {after}")
@@ -347,6 +354,22 @@ class ParamGroupScheduler(Callback):
         self._plan_settings = None if settings is None else type(self.settings)(**settings)
         self._start_step = state_dict.get("start_step", 0)
         self._schedules = None
+
+
+def suggestion_goes_unused(provider: SuggestionProvider, trainer: pl.Trainer) -> bool:
+    """Whether every schedule callback that would take its peak from ``provider`` keeps a checkpoint's plan this fit.
+
+    A resumed fit continues the checkpoint's schedule, so a suggestion made now would
+    go unused. ``False`` when no schedule callback takes the suggestion. Meaningful
+    from ``on_fit_start`` (the checkpoint's plans are back) to the first batch (where
+    a new fit makes its plan).
+    """
+    readers = [
+        c
+        for c in _trainer.callbacks(trainer)
+        if isinstance(c, ParamGroupScheduler) and c._suggestion_provider(trainer) is provider
+    ]
+    return bool(readers) and all(c._plan is not None for c in readers)
 
 
 def _length(schedules: list[list[Schedule | None]]) -> int | None:

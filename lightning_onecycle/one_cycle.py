@@ -167,6 +167,26 @@ class OneCycleCallback(ParamGroupScheduler):
         super().__init__(settings, cycle_momentum=cycle_momentum, log_every_n_steps=log_every_n_steps)
         self.max_lr = max_lr
         self._provider = provider
+        self._unused_provider: SuggestionProvider | None = None  # one whose new suggestion a resumed plan ignores
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_fit_start(trainer, pl_module)
+        # A resumed plan keeps its peak: a provider with no result from the checkpoint would suggest anew,
+        # for nothing (the range test then skips itself). Told now, before any provider runs.
+        provider = self._suggestion_provider(trainer)
+        fresh = provider is not None and provider.result is None
+        self._unused_provider = provider if self._plan is not None and fresh else None
+
+    def _ignored_settings(self) -> tuple[list[str], str]:
+        ignored, note = super()._ignored_settings()
+        provider, plan = self._unused_provider, self._plan
+        if provider is None or not isinstance(plan, OneCyclePlan):
+            return ignored, note
+        # max_lr=None reads the provider now, and may have read none in the checkpoint's run: name it all the same.
+        max_lr = f"max_lr={self.settings.max_lr!r}"
+        ignored = [s for s in ignored if not s.startswith("max_lr=")] + [max_lr]
+        peak = max(lr for lrs in plan.max_lrs for lr in lrs)
+        return ignored, f" (the peak stays the checkpoint's {peak:.4g}, not {type(provider).__name__}'s suggestion)"
 
     def _suggestion_provider(self, trainer: pl.Trainer) -> SuggestionProvider | None:
         """The provider whose suggestion is the peak: the one passed as ``max_lr``, or for None/"auto" the Trainer's."""

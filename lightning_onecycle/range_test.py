@@ -39,7 +39,12 @@ from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_set
 from torch.optim import Optimizer
 
 from lightning_onecycle import _param_groups, _range_test_output, _sweep_engine, _trainer
-from lightning_onecycle._param_scheduler import accumulation_factor, lr_argument, resolve_group_lrs
+from lightning_onecycle._param_scheduler import (
+    accumulation_factor,
+    lr_argument,
+    resolve_group_lrs,
+    suggestion_goes_unused,
+)
 from lightning_onecycle._settings import plain_numbers
 from lightning_onecycle.loss_tracking import LossTracker, StopReason
 from lightning_onecycle.range_test_result import RangeTestResult
@@ -90,7 +95,10 @@ class LRRangeTestCallback(Callback):
     logged as scalars ``range_test/loss``, ``range_test/smoothed_loss`` and
     ``range_test/lr`` (step = sweep point) to all loggers, and as the image
     ``range_test/plot`` to TensorBoard loggers. It is kept in checkpoints: a fit
-    resumed from a checkpoint that holds a result does not run the test again.
+    resumed from a checkpoint that holds a result does not run the test again,
+    nor does one whose resumed :class:`~lightning_onecycle.OneCycleCallback` keeps
+    the checkpoint's peak lr (its suggestion would go unused; one line says so)
+    unless ``stop_after_test`` or ``weight_decays`` ask for the test itself.
 
     Args:
         min_lr: First learning rate of the sweep.
@@ -274,6 +282,14 @@ class LRRangeTestCallback(Callback):
         elif _trainer.fast_dev_run(trainer):
             self.result = None
             rank_zero_warn("LRRangeTestCallback: skipping the range test because `fast_dev_run` is enabled.")
+        elif not (self.stop_after_test or self.weight_decays) and suggestion_goes_unused(self, trainer):
+            # Neither the curve alone (stop_after_test) nor a chosen weight decay is asked for: nothing would use it.
+            self.result = None
+            rank_zero_info(
+                "LRRangeTestCallback: skipping the range test: this fit resumes a checkpoint whose 1cycle schedule"
+                " keeps its peak lr, so a new suggestion would go unused. To test again and start a new cycle, load"
+                " the checkpoint's weights and fit without `ckpt_path`."
+            )
         else:
             self.result = None  # until this fit's test has a result: a failed sweep leaves none
             self.result = self._run(trainer, pl_module)

@@ -467,6 +467,46 @@ def test_resume_reuses_the_result(tmp_path, update_attr: bool) -> None:
     assert model.lr == (first.suggested_lr if update_attr else 0.01)
 
 
+@pytest.mark.parametrize("max_lr", ["auto", None])
+def test_a_resumed_one_cycle_that_keeps_its_peak_skips_a_new_test_and_says_what_it_ignores(
+    tmp_path, lightning_log, max_lr: str | None
+) -> None:
+    # The checkpoint's 1cycle peaked at 0.1 without a range test; this fit adds one and asks for its suggestion.
+    checkpoint = ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), every_n_train_steps=3, save_top_k=-1)
+    first = [OneCycleCallback(max_lr=0.1), checkpoint]
+    make_trainer(tmp_path, first, max_epochs=1, enable_checkpointing=True).fit(RangeTestModel())
+
+    model, range_test, one_cycle = RangeTestModel(), LRRangeTestCallback(num_steps=20), OneCycleCallback(max_lr=max_lr)
+    with pytest.warns(UserWarning) as record:
+        make_trainer(tmp_path, [range_test, one_cycle], max_epochs=1).fit(
+            model, ckpt_path=str(tmp_path / "ckpt" / "epoch=0-step=3.ckpt")
+        )
+    assert model.calls == 2  # the epoch's last two batches: no sweep
+    assert range_test.result is None
+    assert one_cycle.schedules[0][0].max_lr == 0.1
+    resumed = [str(w.message) for w in record if "resuming with the checkpoint's schedule" in str(w.message)]
+    assert len(resumed) == 1
+    assert (
+        f"it ignores max_lr={max_lr!r} passed now (the peak stays the checkpoint's 0.1, not LRRangeTestCallback's"
+        " suggestion)" in resumed[0]
+    )
+    skipped = [r.getMessage() for r in lightning_log.records if "LRRangeTestCallback: skipping" in r.getMessage()]
+    assert len(skipped) == 1 and "a new suggestion would go unused" in skipped[0]
+
+
+def test_a_resumed_one_cycle_with_a_weight_decay_sweep_still_tests(tmp_path) -> None:
+    # The chosen weight decay is used even though the peak lr is not: the test runs.
+    checkpoint = ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), every_n_train_steps=3, save_top_k=-1)
+    first = [OneCycleCallback(max_lr=0.1), checkpoint]
+    make_trainer(tmp_path, first, max_epochs=1, enable_checkpointing=True).fit(RangeTestModel())
+    range_test = LRRangeTestCallback(num_steps=12, weight_decays=[1e-4, 1e-3])
+    with pytest.warns(UserWarning, match="resuming with the checkpoint's schedule"):
+        make_trainer(tmp_path, [range_test, OneCycleCallback()], max_epochs=1).fit(
+            RangeTestModel(), ckpt_path=str(tmp_path / "ckpt" / "epoch=0-step=3.ckpt")
+        )
+    assert range_test.result is not None
+
+
 def test_state_dict_round_trip() -> None:
     result = RangeTestResult([1e-3, 1e-2], [1.0, 0.5], [1.0, 0.7], 1e-2, "valley", "completed", 2)
     callback = LRRangeTestCallback()
