@@ -11,7 +11,7 @@ from typing import Any
 from lightning_onecycle.cyclic import CyclicLRCallback
 from lightning_onecycle.one_cycle import OneCycleCallback
 from lightning_onecycle.plotting import plot_range_test, plot_weight_decay_sweep
-from lightning_onecycle.range_test import LRRangeTestCallback
+from lightning_onecycle.range_test import LRRangeTestCallback, is_range_test_running
 from lightning_onecycle.range_test_result import RangeTestResult
 from lightning_onecycle.schedules import CyclicSchedule, LRSweep, OneCycleSchedule
 from lightning_onecycle.suggestion_provider import SuggestionProvider
@@ -29,6 +29,7 @@ __all__ = [
     "OneCycleSchedule",
     "RangeTestResult",
     "SuggestionProvider",
+    "is_range_test_running",
     "plot_range_test",
     "plot_weight_decay_sweep",
     "suggest",

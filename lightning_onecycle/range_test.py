@@ -58,7 +58,7 @@ from lightning_onecycle.suggestions import (
     suggest,
 )
 
-__all__ = ["LRRangeTestCallback", "RangeTestResult", "StopReason"]
+__all__ = ["LRRangeTestCallback", "RangeTestResult", "StopReason", "is_range_test_running"]
 
 MIN_NUM_STEPS = 10
 """Fewer sweep points than this leave too little curve to suggest from."""
@@ -89,6 +89,15 @@ class LRRangeTestCallback(Callback):
     the module are reset afterwards; callbacks' ``on_before_backward``,
     ``on_after_backward`` and ``on_before_optimizer_step`` hooks do run (check
     :attr:`is_running` to tell sweep steps from training steps).
+
+    The restore covers what the sweep changes in tensors (parameters, buffers,
+    optimizer and GradScaler state) and the random number generators, not plain
+    Python attributes that ``training_step`` changes (a step counter, a warm-up
+    weight): leave those alone while :func:`is_range_test_running` is true, as
+    for ``trainer.sanity_checking``, or save and restore them in the module's
+    optional hooks ``on_lr_range_test_start()`` (called before the first sweep
+    step, the flag true) and ``on_lr_range_test_end()`` (called after the
+    restore, the flag false).
 
     The result is written on rank zero to ``dirpath`` (default ``trainer.log_dir``)
     as ``lr_range_test.csv``, ``lr_range_test.json`` and ``lr_range_test.png``,
@@ -314,6 +323,7 @@ class LRRangeTestCallback(Callback):
         sweeps: list[RangeTestResult] = []
         self._running = True
         try:
+            _call_module_hook(pl_module, "on_lr_range_test_start")
             with _sweep_engine.ignored_logging(pl_module):
                 weight_decays: Sequence[float | None] = self.weight_decays or [None]
                 for i, wd in enumerate(weight_decays):
@@ -326,6 +336,7 @@ class LRRangeTestCallback(Callback):
             self._running = False
             snapshot.restore()
             _sweep_engine.reset_metrics(pl_module)
+            _call_module_hook(pl_module, "on_lr_range_test_end")
         if self.weight_decays:
             chosen = _choose_weight_decay(sweeps)
             result = RangeTestResult(**{**asdict(chosen), "sweeps": sweeps})
@@ -415,7 +426,39 @@ class LRRangeTestCallback(Callback):
         }
 
 
+def is_range_test_running(trainer: pl.Trainer | None) -> bool:
+    """Whether an :class:`LRRangeTestCallback` of ``trainer`` is sweeping now (``False`` for ``None``).
+
+    What ``trainer.sanity_checking`` is for validation: the sweep calls the
+    module's ``training_step``, whose plain Python state (a step counter, a
+    warm-up weight, a curriculum stage) the restore after the sweep cannot know
+    of. Leave such state alone while this is true, or save and restore it in the
+    module's ``on_lr_range_test_start``/``on_lr_range_test_end`` hooks.
+
+    Example::
+
+        >>> import lightning.pytorch as pl
+        >>> class Model(pl.LightningModule):
+        ...     def training_step(self, batch, batch_idx):
+        ...         if not is_range_test_running(self.trainer):
+        ...             self.steps_seen += 1  # training steps only
+        ...         ...
+        >>> is_range_test_running(pl.Trainer(callbacks=[LRRangeTestCallback()], logger=False))
+        False
+    """
+    if trainer is None:
+        return False
+    return any(isinstance(c, LRRangeTestCallback) and c.is_running for c in _trainer.callbacks(trainer))
+
+
 # --- small helpers -------------------------------------------------------------------------
+
+
+def _call_module_hook(pl_module: pl.LightningModule, name: str) -> None:
+    """Call the module's optional range-test hook ``name`` (no arguments) if it defines one."""
+    hook = getattr(pl_module, name, None)
+    if callable(hook):
+        hook()
 
 
 def _lr_ratios(optimizer: Optimizer) -> list[float]:

@@ -13,9 +13,8 @@ import lightning_onecycle
 def test_the_core_api_is_exported() -> None:
     for name in lightning_onecycle.__all__:
         assert getattr(lightning_onecycle, name) is not None, name
-    assert {"LRRangeTestCallback", "OneCycleCallback", "CyclicLRCallback", "RangeTestResult"} <= set(
-        lightning_onecycle.__all__
-    )
+    core = {"LRRangeTestCallback", "OneCycleCallback", "CyclicLRCallback", "RangeTestResult", "is_range_test_running"}
+    assert core <= set(lightning_onecycle.__all__)
     assert "ParamGroupScheduler" not in lightning_onecycle.__all__
     assert not [name for name in lightning_onecycle.__all__ if name in lightning_onecycle._MOVED_TO_DEMO]
 

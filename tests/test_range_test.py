@@ -20,7 +20,7 @@ from lightning.pytorch.plugins.precision import MixedPrecision
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lightning_onecycle.one_cycle import OneCycleCallback
-from lightning_onecycle.range_test import LRRangeTestCallback, RangeTestResult
+from lightning_onecycle.range_test import LRRangeTestCallback, RangeTestResult, is_range_test_running
 from lightning_onecycle.schedules import LRSweep, OneCycleSchedule
 from lightning_onecycle.suggestions import suggest
 
@@ -117,6 +117,56 @@ def test_training_after_the_test_is_bit_identical(tmp_path, generator: bool) -> 
     assert without.keys() == with_test.keys()
     for name in without:
         assert torch.equal(without[name], with_test[name]), name
+
+
+class CountingModel(RangeTestModel):
+    """Weighs its loss by a warm-up that grows with a plain Python count of its training steps.
+
+    ``keep_out``: how the count stays out of the range test: ``None`` (it does not),
+    ``"flag"`` (``training_step`` reads :func:`is_range_test_running`) or ``"hooks"``
+    (``on_lr_range_test_start``/``on_lr_range_test_end`` save and restore it).
+    """
+
+    def __init__(self, keep_out: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.keep_out = keep_out
+        self.steps_seen = 0
+        self.hook_calls: list[str] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        if not (self.keep_out == "flag" and is_range_test_running(self.trainer)):
+            self.steps_seen += 1
+        return super().training_step(batch, batch_idx) * min(1.0, self.steps_seen / 8)
+
+    def on_lr_range_test_start(self) -> None:
+        self.hook_calls.append(f"start, running={is_range_test_running(self.trainer)}")
+        if self.keep_out == "hooks":
+            self._saved_steps = self.steps_seen
+
+    def on_lr_range_test_end(self) -> None:
+        self.hook_calls.append(f"end, running={is_range_test_running(self.trainer)}")
+        if self.keep_out == "hooks":
+            self.steps_seen = self._saved_steps
+
+
+def _counting_run(tmp_path, keep_out: str | None, with_test: bool) -> CountingModel:
+    pl.seed_everything(7)
+    model = CountingModel(keep_out=keep_out, lr=0.01)
+    callbacks = [LRRangeTestCallback(min_lr=1e-4, max_lr=1.0, num_steps=15, save_files=False)] if with_test else []
+    make_trainer(tmp_path, callbacks, max_epochs=2).fit(model)
+    return model
+
+
+@pytest.mark.parametrize("keep_out", ["flag", "hooks"])
+def test_a_module_can_keep_its_python_state_out_of_the_sweep(tmp_path, keep_out: str) -> None:
+    without = _counting_run(tmp_path, keep_out, with_test=False)
+    with_test = _counting_run(tmp_path, keep_out, with_test=True)
+    assert without.steps_seen == with_test.steps_seen == 10
+    assert with_test.hook_calls == ["start, running=True", "end, running=False"]
+    for name, value in snapshot_params(without).items():
+        assert torch.equal(value, snapshot_params(with_test)[name]), name
+    # Unguarded, the sweep's steps count too (what the guard is for).
+    assert _counting_run(tmp_path, None, with_test=True).steps_seen > 10
 
 
 @pytest.mark.parametrize("mode", ["exponential", "linear"])
