@@ -3,17 +3,37 @@
 Each ``add_*`` function adds one group of flags to a jsonargparse parser; the
 scripts add their own flags beside them. The checks here are those a flag's type
 cannot express and the callbacks cannot make (they do not know the flags' names).
+
+Expected failures end as the parser's own errors do: one line that names the flag
+to change, exit code 2. They are those the flags cause: a device setting this
+machine cannot run, a model that cannot take the image size, weights or data that
+cannot be downloaded, a setting the Trainer or the callbacks refuse once they see
+the model and the data (a ``MisconfigurationException``, or a ``ValueError`` from
+this package's own checks). Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+import shutil
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, Literal, NoReturn
 
+import lightning.pytorch as pl
+import torch
 from jsonargparse import ActionConfigFile, ArgumentParser
 from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
+from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator, XLAAccelerator
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from lightning_onecycle import AUTO, DEFAULT_STRATEGY, STRATEGIES, LRRangeTestCallback
+import lightning_onecycle
+from lightning_onecycle import AUTO, DEFAULT_STRATEGY, STRATEGIES, LRRangeTestCallback, RangeTestResult
 from lightning_onecycle.demo import DigitsDataModule, HymenopteraDataModule, TransferClassifier
+from lightning_onecycle.demo.classifier import WeightsError
+from lightning_onecycle.demo.data import DataDownloadError
 from lightning_onecycle.range_test import MIN_NUM_STEPS
 
 # The model and image size each dataset gets unless the flags say otherwise: a small CNN on 32 px digits
@@ -121,21 +141,200 @@ def range_test(args: Any, stop_after_test: bool) -> LRRangeTestCallback:
     )
 
 
-def data_module(args: Any, image_size: int, batch_size: int) -> DigitsDataModule | HymenopteraDataModule:
+def data_module(
+    parser: ArgumentParser, args: Any, image_size: int, batch_size: int
+) -> DigitsDataModule | HymenopteraDataModule:
     """The dataset the flags name, prepared (the ants and bees are downloaded once; their folders give the classes)."""
     data: DigitsDataModule | HymenopteraDataModule
     if args.dataset == "digits":
         data = DigitsDataModule(image_size, batch_size, num_workers=args.num_workers)
-    else:
-        data = HymenopteraDataModule(args.data_dir, image_size, batch_size, args.num_workers)
-    data.prepare_data()
+        data.prepare_data()
+        return data
+    data = HymenopteraDataModule(args.data_dir, image_size, batch_size, args.num_workers)
+    try:
+        data.prepare_data()
+    except (FileNotFoundError, DataDownloadError) as err:  # a folder without train/ and val/, or offline
+        error(parser, f"--data-dir {args.data_dir}: {err}")
     return data
 
 
-def classifier(parser: ArgumentParser, model_name: str, num_classes: int, **kwargs: Any) -> TransferClassifier:
-    """The model, or a parser error that says what to change (an unknown model, weights offline, ...)."""
+def classifier(
+    parser: ArgumentParser, model_name: str, num_classes: int, image_size: int, **kwargs: Any
+) -> TransferClassifier:
+    """The model, or a parser error that says what to change (an unknown model, weights offline, ...).
+
+    One forward pass of a blank batch checks that the model takes ``image_size``
+    (the small CNN needs 4 pixels, a ViT exactly its own size) before any run starts.
+    """
     try:
-        return TransferClassifier(model_name, num_classes=num_classes, **kwargs)
-    except (ValueError, FileNotFoundError) as err:
-        parser.error(str(err))
-        raise  # not reached: parser.error exits
+        model = TransferClassifier(model_name, num_classes=num_classes, **kwargs)
+    except (ValueError, FileNotFoundError, WeightsError) as err:
+        error(parser, in_flag_terms(str(err)))
+    training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(2, 3, image_size, image_size))  # eval: no batch-norm statistics move
+    except (RuntimeError, ValueError, AssertionError) as err:  # what torch and torchvision raise on a bad size
+        error(parser, f"--image-size {image_size} does not fit --model {model_name}: {err}")
+    finally:
+        model.train(training)
+    return model
+
+
+# --- expected failures -------------------------------------------------------------------------------
+
+# Flags by the names the Trainer's and the callbacks' messages give their settings (see in_flag_terms). The range
+# test's max_lr is the end of its sweep, not the schedule's peak.
+_FLAGS = {
+    "limit_train_batches": "--limit-train-batches",
+    "limit_val_batches": "--limit-val-batches",
+    "max_epochs": "--max-epochs",
+    "log_every_n_steps": "--log-every-n-steps",
+    "num_steps": "--range-test-steps",
+    "min_lr": "--range-test-min-lr",
+    "max_lr": "--max-lr",
+    "step_size_up": "--clr-step-epochs",
+    "backbone_lr_ratio": "--backbone-lr-ratio",
+    "freeze_backbone": "--freeze-backbone",
+    "weight_decay": "--weight-decay",
+    "accelerator": "--accelerator",
+    "devices": "--devices",
+    "strategy": "--strategy",
+    "precision": "--precision",
+}
+_RANGE_TEST_FLAGS = {**_FLAGS, "max_lr": "--range-test-max-lr", "suggestion": "--suggestion"}
+_PACKAGE = Path(lightning_onecycle.__file__).resolve().parent
+_DEVICES: dict[str, tuple[str, Callable[[], bool]]] = {
+    "gpu": ("GPU (CUDA or MPS)", lambda: CUDAAccelerator.is_available() or MPSAccelerator.is_available()),
+    "cuda": ("CUDA GPU", CUDAAccelerator.is_available),
+    "mps": ("Apple GPU (MPS)", MPSAccelerator.is_available),
+    "tpu": ("TPU", XLAAccelerator.is_available),
+}
+
+
+def in_flag_terms(message: str) -> str:
+    """``message`` with the argument names it mentions replaced by the example flags that set them.
+
+    Names with an underscore are replaced wherever they stand; one-word names
+    (``accelerator``...) only where the message quotes them as code. In the range
+    test's messages ``max_lr`` is the sweep's end, ``--range-test-max-lr``;
+    elsewhere the schedule's peak, ``--max-lr``. ``name=value`` becomes ``--flag value``.
+    """
+    flags = _RANGE_TEST_FLAGS if message.startswith("LRRangeTestCallback") else _FLAGS
+    snake = "|".join(name for name in flags if "_" in name)
+    words = "|".join(name for name in flags if "_" not in name)
+    code_like = rf"(?<![\w-])(?P<snake>{snake})(?!\w)|(?<=`)(?P<word>{words})(?=[`=])"
+
+    def flag(match: re.Match[str]) -> str:
+        return flags[match["snake"] or match["word"]] + (" " if match["equals"] else "")
+
+    return re.sub(rf"(?:{code_like})(?P<equals>=)?", flag, message)
+
+
+def error(parser: ArgumentParser, message: str) -> NoReturn:
+    """The parser's error (usage, then ``error: message`` on one line) and exit code 2."""
+    parser.error(" ".join(message.split()))
+    raise AssertionError("not reached: parser.error exits")
+
+
+def check_accelerator(parser: ArgumentParser, accelerator: str) -> None:
+    """An accelerator this machine lacks, named by its flag before Lightning fails on it."""
+    if accelerator in _DEVICES and not _DEVICES[accelerator][1]():
+        error(
+            parser,
+            f"--accelerator {accelerator}: this machine has no {_DEVICES[accelerator][0]} that torch can use. Run with"
+            " --accelerator cpu, or --accelerator auto (the best device there is).",
+        )
+
+
+def trainer(parser: ArgumentParser, **kwargs: Any) -> pl.Trainer:
+    """``pl.Trainer(**kwargs)``, or one line naming the device flags it refuses (an unknown precision...)."""
+    try:
+        return pl.Trainer(**kwargs)
+    except (MisconfigurationException, ValueError) as err:  # the Trainer's checks of its arguments
+        settings = ", ".join(f"--{key} {kwargs[key]}" for key in ("accelerator", "devices", "strategy", "precision")
+                             if key in kwargs)  # fmt: skip
+        error(parser, f"{in_flag_terms(str(err))} (the Trainer got {settings})")
+
+
+@contextmanager
+def warnings_in_flag_terms() -> Iterator[None]:
+    """While a script runs, the callbacks' warnings name the flags (``num_steps`` is ``--range-test-steps``)."""
+    show = warnings.showwarning
+
+    def show_in_flag_terms(message: Any, category: Any, filename: str, lineno: int, *args: Any) -> None:
+        if _in_package(filename):
+            message = in_flag_terms(str(message))
+        show(message, category, filename, lineno, *args)
+
+    warnings.showwarning = show_in_flag_terms
+    try:
+        yield
+    finally:
+        warnings.showwarning = show
+
+
+@contextmanager
+def one_line_errors(parser: ArgumentParser, run_dir: Path, range_test: LRRangeTestCallback | None) -> Iterator[None]:
+    """Around a script's runs: an expected failure becomes one line naming the flags; a half-written run goes.
+
+    The callbacks' warnings name the flags too (:func:`warnings_in_flag_terms`).
+
+    ``run_dir`` (the run's folder, made by its logger when the fit starts) is removed
+    if this script created it, unless it holds a finished range test: the sweep may
+    have cost minutes, and the line says where its plot is.
+    """
+    made = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()]  # by this run, if it fails
+    try:
+        with warnings_in_flag_terms():
+            yield
+    except SystemExit:  # a parser error from a check inside
+        _tidy(run_dir, made)
+        raise
+    except Exception as err:
+        if not isinstance(err, MisconfigurationException) and not (isinstance(err, ValueError) and _raised_here(err)):
+            raise  # a bug: keep the traceback
+        result = range_test.result if range_test is not None else None
+        if result is not None and result.suggested_lr is None:
+            message = _no_suggestion(result)  # 1cycle's own error names its arguments, not the flags
+        else:
+            message = in_flag_terms(str(err))
+        plot = _tidy(run_dir, made)
+        error(parser, message + (f" The range test's plot: {plot}" if plot else ""))
+
+
+def suggested_lr(result: RangeTestResult) -> float:
+    """The range test's suggestion; without one, an error that :func:`one_line_errors` turns into one line."""
+    if result.suggested_lr is None:
+        raise MisconfigurationException(_no_suggestion(result))
+    return result.suggested_lr
+
+
+def _no_suggestion(result: RangeTestResult) -> str:
+    return (
+        f"The LR range test suggested no LR ({result.stop_reason} after {result.num_steps_run} steps): run more"
+        " steps (--range-test-steps), widen it (--range-test-min-lr, --range-test-max-lr), or pass --max-lr."
+    )
+
+
+def _tidy(run_dir: Path, made: list[Path]) -> Path | None:
+    """The plot of a finished range test in ``run_dir``; without one, the folders this run made are removed."""
+    plot = next(run_dir.rglob("lr_range_test.png"), None) if run_dir.is_dir() else None
+    if plot is None and made:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        for parent in made[1:]:
+            with suppress(OSError):  # not empty: another run writes there now
+                parent.rmdir()
+    return plot
+
+
+def _in_package(filename: str) -> bool:
+    return Path(filename).resolve().is_relative_to(_PACKAGE)
+
+
+def _raised_here(err: BaseException) -> bool:
+    """Whether this package raised ``err`` itself (its checks), rather than torch or Python deeper down."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and _in_package(tb.tb_frame.f_code.co_filename)

@@ -68,6 +68,7 @@ def main() -> None:
     args = flags.parse_args()
     _cli.check_batch_limits(flags, args)
     _cli.check_range_test(flags, args)
+    _cli.check_accelerator(flags, args.accelerator)
     preset = {**_cli.DATASET_DEFAULTS[args.dataset], **PRESETS[args.dataset]}
     model_name = args.model or preset["model"]
     image_size = args.image_size or preset["image_size"]
@@ -82,66 +83,68 @@ def main() -> None:
     )
 
     # --- data
-    data = _cli.data_module(args, image_size, batch_size)
+    data = _cli.data_module(flags, args, image_size, batch_size)
 
     # --- model: one set of initial weights for every run
     pl.seed_everything(args.seed, workers=True)
-    model = _cli.classifier(flags, model_name, data.num_classes, weights=args.weights)
+    model = _cli.classifier(flags, model_name, data.num_classes, image_size, weights=args.weights)
     initial_weights = {k: v.clone() for k, v in model.state_dict().items()}
 
     # --- LR range test (test only)
     range_test = _cli.range_test(args, stop_after_test=True)
-    start = time.perf_counter()
-    pl.Trainer(
-        max_epochs=1,
-        callbacks=[range_test],
-        limit_train_batches=args.limit_train_batches,  # the sweep restarts the data where training's epoch ends
-        limit_val_batches=0,
-        logger=TensorBoardLogger(run_dir, name="", version="range_test"),
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        **trainer_flags,
-    ).fit(model, datamodule=data)
-    range_test_seconds = time.perf_counter() - start
-    result = range_test.result
-    assert result is not None  # the test ran: no fast_dev_run, nothing resumed
-    max_lr = result.suggested_lr
-    if max_lr is None:
-        raise SystemExit(f"The LR range test suggested no LR ({result.stop_reason}); see {run_dir}/range_test/.")
-    fixed_lr = args.fixed_lr or preset["fixed_lr"] or max_lr
-
-    # --- the two runs
-    step_size = max(1, round(7 * max_epochs / 25))  # the tutorial's StepLR(7, 0.1) over 25 epochs
-    runs = {
-        "fixed": {
-            "description": f"SGD lr {fixed_lr:.3g}, StepLR({step_size}, 0.1)",
-            "model": {"lr": fixed_lr, "step_lr": (step_size, 0.1)},
-            "schedule": LearningRateMonitor("step"),  # StepLR sets the LR; log it as OneCycleCallback does
-        },
-        "onecycle": {
-            "description": f"SGD 1cycle, max lr {max_lr:.3g}",
-            "model": {"lr": max_lr},
-            "schedule": OneCycleCallback(max_lr=max_lr),
-        },
-    }
-    histories = []
-    for name, run in runs.items():
-        pl.seed_everything(args.seed, workers=True)  # the same batches in the same order
-        model = TransferClassifier(model_name, num_classes=data.num_classes, **run["model"])
-        model.load_state_dict(initial_weights)  # every parameter and buffer, so no need to load --weights again
-        history = ValidationHistory(name, run["description"])
-        trainer = pl.Trainer(
-            max_epochs=max_epochs,
-            callbacks=[run["schedule"], history],
-            limit_train_batches=args.limit_train_batches,
-            limit_val_batches=args.limit_val_batches,
-            log_every_n_steps=1,
-            logger=TensorBoardLogger(run_dir, name="", version=name),
+    # From here on, a setting the Trainer or the callbacks refuse ends in one line that names the flag.
+    with _cli.one_line_errors(flags, run_dir, range_test):
+        start = time.perf_counter()
+        _cli.trainer(
+            flags,
+            max_epochs=1,
+            callbacks=[range_test],
+            limit_train_batches=args.limit_train_batches,  # the sweep restarts the data where training's epoch ends
+            limit_val_batches=0,
+            logger=TensorBoardLogger(run_dir, name="", version="range_test"),
             enable_checkpointing=False,
+            enable_model_summary=False,
             **trainer_flags,
-        )
-        trainer.fit(model, datamodule=data)
-        histories.append(history.history)
+        ).fit(model, datamodule=data)
+        range_test_seconds = time.perf_counter() - start
+        result = range_test.result
+        assert result is not None  # the test ran: no fast_dev_run, nothing resumed
+        max_lr = _cli.suggested_lr(result)
+        fixed_lr = args.fixed_lr or preset["fixed_lr"] or max_lr
+
+        # --- the two runs
+        step_size = max(1, round(7 * max_epochs / 25))  # the tutorial's StepLR(7, 0.1) over 25 epochs
+        runs = {
+            "fixed": {
+                "description": f"SGD lr {fixed_lr:.3g}, StepLR({step_size}, 0.1)",
+                "model": {"lr": fixed_lr, "step_lr": (step_size, 0.1)},
+                "schedule": LearningRateMonitor("step"),  # StepLR sets the LR; log it as OneCycleCallback does
+            },
+            "onecycle": {
+                "description": f"SGD 1cycle, max lr {max_lr:.3g}",
+                "model": {"lr": max_lr},
+                "schedule": OneCycleCallback(max_lr=max_lr),
+            },
+        }
+        histories = []
+        for name, run in runs.items():
+            pl.seed_everything(args.seed, workers=True)  # the same batches in the same order
+            model = TransferClassifier(model_name, num_classes=data.num_classes, **run["model"])
+            model.load_state_dict(initial_weights)  # every parameter and buffer, so no need to load --weights again
+            history = ValidationHistory(name, run["description"])
+            trainer = _cli.trainer(
+                flags,
+                max_epochs=max_epochs,
+                callbacks=[run["schedule"], history],
+                limit_train_batches=args.limit_train_batches,
+                limit_val_batches=args.limit_val_batches,
+                log_every_n_steps=1,
+                logger=TensorBoardLogger(run_dir, name="", version=name),
+                enable_checkpointing=False,
+                **trainer_flags,
+            )
+            trainer.fit(model, datamodule=data)
+            histories.append(history.history)
 
     # --- report
     paths = write_comparison(

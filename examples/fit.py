@@ -69,6 +69,7 @@ def main() -> None:
     flags = parser()
     args = flags.parse_args()
     _cli.check_batch_limits(flags, args)
+    _cli.check_accelerator(flags, args.accelerator)
     if args.find_lr is False and args.max_lr is None:
         flags.error("--no-find-lr needs --max-lr: without the range test there is no LR to build the schedule on.")
     find_lr = args.find_lr if args.find_lr is not None else args.max_lr is None
@@ -80,7 +81,8 @@ def main() -> None:
     pl.seed_everything(args.seed, workers=True)
 
     # --- data
-    data = _cli.data_module(args, args.image_size or defaults["image_size"], args.batch_size)
+    image_size = args.image_size or defaults["image_size"]
+    data = _cli.data_module(flags, args, image_size, args.batch_size)
 
     # --- model
     # The tutorial's StepLR(step_size=7, gamma=0.1) over 25 epochs, scaled to --max-epochs.
@@ -89,6 +91,7 @@ def main() -> None:
         flags,
         model_name,
         data.num_classes,
+        image_size,
         weights=args.weights,
         freeze_backbone=args.freeze_backbone,
         backbone_lr_ratio=args.backbone_lr_ratio,
@@ -114,47 +117,46 @@ def main() -> None:
     callbacks: list[pl.Callback] = [checkpoint]
     range_test = _cli.range_test(args, stop_after_test=args.policy != "onecycle") if find_lr else None
     max_lr = args.max_lr
-    if args.policy == "onecycle":
-        # The two-line use: the range test runs at the start of the fit, restores the model, and its
-        # suggestion becomes 1cycle's peak (max_lr=None); an explicit --max-lr wins over it.
-        callbacks += [range_test] if range_test else []
-        callbacks.append(OneCycleCallback(max_lr=max_lr))
-    else:
-        if range_test is not None:
-            # CLR and the fixed policy need their peak when they are built: a test-only fit first.
-            finder = pl.Trainer(  # the sweep restarts the data where training's epoch ends: same limit
-                max_epochs=1,
-                callbacks=[range_test],
-                limit_train_batches=args.limit_train_batches,
-                limit_val_batches=0,
-                enable_checkpointing=False,
-                **trainer_flags,
-            )
-            finder.fit(model, datamodule=data)
-            if max_lr is None:
-                result = _range_test_result(range_test, log_dir)
-                if result.suggested_lr is None:
-                    raise SystemExit(
-                        f"The LR range test suggested no LR ({result.stop_reason}); see its plot in {log_dir}."
-                        " Widen it (--range-test-min-lr, --range-test-max-lr) or pass --max-lr."
-                    )
-                max_lr = result.suggested_lr
-        model.lr = max_lr  # configure_optimizers reads it; with --backbone-lr-ratio it is the head's LR
-        if args.policy == "clr":
-            bounds = {"base_lr": max_lr / args.clr_div_factor, "max_lr": max_lr}
-            callbacks.append(CyclicLRCallback(**bounds, step_size_up=args.clr_step_epochs, step_size_unit="epochs"))
-        else:  # fixed: the model's StepLR sets the LR; log it as the schedule callbacks do
-            callbacks.append(LearningRateMonitor(logging_interval="step"))
+    # From here on, a setting the Trainer or the callbacks refuse ends in one line that names the flag.
+    with _cli.one_line_errors(flags, log_dir, range_test):
+        if args.policy == "onecycle":
+            # The two-line use: the range test runs at the start of the fit, restores the model, and its
+            # suggestion becomes 1cycle's peak (max_lr=None); an explicit --max-lr wins over it.
+            callbacks += [range_test] if range_test else []
+            callbacks.append(OneCycleCallback(max_lr=max_lr))
+        else:
+            if range_test is not None:
+                # CLR and the fixed policy need their peak when they are built: a test-only fit first.
+                finder = _cli.trainer(  # the sweep restarts the data where training's epoch ends: same limit
+                    flags,
+                    max_epochs=1,
+                    callbacks=[range_test],
+                    limit_train_batches=args.limit_train_batches,
+                    limit_val_batches=0,
+                    enable_checkpointing=False,
+                    **trainer_flags,
+                )
+                finder.fit(model, datamodule=data)
+                if max_lr is None:
+                    max_lr = _cli.suggested_lr(_range_test_result(range_test, log_dir))
+            model.lr = max_lr  # configure_optimizers reads it; with --backbone-lr-ratio it is the head's LR
+            if args.policy == "clr":
+                bounds = {"base_lr": max_lr / args.clr_div_factor, "max_lr": max_lr}
+                clr = CyclicLRCallback(**bounds, step_size_up=args.clr_step_epochs, step_size_unit="epochs")
+                callbacks.append(clr)
+            else:  # fixed: the model's StepLR sets the LR; log it as the schedule callbacks do
+                callbacks.append(LearningRateMonitor(logging_interval="step"))
 
-    # --- training loop
-    trainer = pl.Trainer(
-        max_epochs=args.max_epochs,
-        callbacks=callbacks,
-        limit_train_batches=args.limit_train_batches,
-        limit_val_batches=args.limit_val_batches,
-        **trainer_flags,
-    )
-    trainer.fit(model, datamodule=data)
+        # --- training loop
+        trainer = _cli.trainer(
+            flags,
+            max_epochs=args.max_epochs,
+            callbacks=callbacks,
+            limit_train_batches=args.limit_train_batches,
+            limit_val_batches=args.limit_val_batches,
+            **trainer_flags,
+        )
+        trainer.fit(model, datamodule=data)
 
     # --- report
     if max_lr is None:

@@ -130,7 +130,7 @@ def test_fit_reads_flags_from_a_config_file(tmp_path, monkeypatch, capsys) -> No
         (["--range-test-min-lr", "1", "--range-test-max-lr", "0.1"], "must be below --range-test-max-lr (0.1)"),
         (["--no-find-lr"], "--no-find-lr needs --max-lr"),
         (["--model", "resnet1800", "--max-lr", "0.1"], "Unknown model 'resnet1800'"),
-        (["--freeze-backbone", "true", "--backbone-lr-ratio", "0.1", "--max-lr", "0.1"], "backbone_lr_ratio"),
+        (["--freeze-backbone", "true", "--backbone-lr-ratio", "0.1", "--max-lr", "0.1"], "--backbone-lr-ratio has no"),
     ],
 )
 def test_fit_rejects_bad_flags_with_a_clear_message(monkeypatch, capsys, args, message) -> None:

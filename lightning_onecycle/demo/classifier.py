@@ -49,6 +49,10 @@ _AUX_HEADS = ("AuxLogits", "aux1", "aux2")
 _SHOW = 5
 
 
+class WeightsError(RuntimeError):
+    """The initial weights cannot be had: their download failed (offline), or the file does not fit the model."""
+
+
 class _SmallCNN(nn.Module):
     """Three conv-BN-ReLU blocks and a linear head: ~25k parameters, any input size >= 4."""
 
@@ -113,9 +117,9 @@ class TransferClassifier(pl.LightningModule):
             be found, or a bad argument (the message names it, its value and what
             is accepted; e.g. a NaN ``weight_decay`` or ``freeze_backbone="no"``).
         FileNotFoundError: if ``weights`` looks like a path but no file is there.
-        RuntimeError: if named weights cannot be downloaded (offline) or a local
-            file does not fit the model (its missing/unexpected keys and
-            mismatched shapes are named).
+        WeightsError: (a ``RuntimeError``) if named weights cannot be downloaded
+            (offline) or a local file does not fit the model (its missing/unexpected
+            keys and mismatched shapes are named).
 
     Attributes:
         model: the torchvision network (keys of its ``state_dict`` are those of
@@ -380,7 +384,7 @@ def _build(model_name: str, weights: Any) -> nn.Module:
     try:
         return torchvision.models.get_model(model_name, weights=weights)
     except (URLError, HTTPException, OSError) as err:
-        raise RuntimeError(
+        raise WeightsError(
             f"Downloading the torchvision weights {weights} for {model_name!r} failed ({err}): this machine "
             "seems to be offline. Pass a local weights file (--weights path/to/file.pth) or train from "
             "scratch with --weights none."
@@ -408,12 +412,12 @@ def _load_file(model: nn.Module, path: Path, head_name: str) -> None:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise RuntimeError(
+        raise WeightsError(
             f"{path} holds more than tensors and plain containers, so it is not loaded (weights_only=True). "
             "Save just the weights: torch.save(model.state_dict(), path)."
         ) from err
     except Exception as err:
-        raise RuntimeError(f"Cannot read {path} as a PyTorch weights file: {err}") from err
+        raise WeightsError(f"Cannot read {path} as a PyTorch weights file: {err}") from err
     state = _state_dict_of(loaded, path)
     target = model.state_dict()
     state = _strip_prefixes(state, target.keys())
@@ -434,7 +438,7 @@ def _load_file(model: nn.Module, path: Path, head_name: str) -> None:
     missing = [k for k in target if k not in state and not is_head(k) and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in target]
     if mismatched or missing or unexpected:
-        raise RuntimeError(
+        raise WeightsError(
             f"The weights in {path} do not fit the model: "
             + "; ".join(
                 f"{len(items)} {what} ({', '.join(items[:_SHOW])}{', ...' if len(items) > _SHOW else ''})"
@@ -465,7 +469,7 @@ def _state_dict_of(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
                 break
     if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         found = list(loaded)[:_SHOW] if isinstance(loaded, Mapping) else type(loaded).__name__
-        raise RuntimeError(
+        raise WeightsError(
             f"No state_dict in {path}: expected a dict of tensors, or a dict with a 'state_dict' or 'model' "
             f"entry holding one; found {found}."
         )

@@ -40,6 +40,10 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+class DataDownloadError(RuntimeError):
+    """A data set could not be downloaded (offline): the message names the folder to provide instead."""
+
+
 class _TrainValDataModule(pl.LightningDataModule):
     """What the data modules share: image size, loader settings, train/val/test sets, their loaders."""
 
@@ -326,8 +330,8 @@ class HymenopteraDataModule(ImageFolderDataModule):
         num_workers: DataLoader worker processes.
 
     Raises:
-        RuntimeError: from :meth:`prepare_data` if the download fails (offline);
-            the message names the folder to provide and its layout.
+        DataDownloadError: (a ``RuntimeError``) from :meth:`prepare_data` if the
+            download fails (offline); the message names the folder to provide and its layout.
 
     Example::
 
@@ -359,7 +363,7 @@ class HymenopteraDataModule(ImageFolderDataModule):
         except (URLError, HTTPException, OSError) as err:
             # A partial zip would pass torchvision's md5-less integrity check next time.
             archive.unlink(missing_ok=True)
-            raise RuntimeError(
+            raise DataDownloadError(
                 f"Could not download the ants/bees data from {self.URL} ({err}): this machine seems to be "
                 f"offline. Download and unzip it elsewhere, then provide the folder {self.data_dir} with the "
                 f"layout {self.data_dir}/train/{{ants,bees}}/*.jpg and {self.data_dir}/val/{{ants,bees}}/*.jpg "
