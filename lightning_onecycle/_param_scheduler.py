@@ -71,7 +71,9 @@ class ParamGroupScheduler(Callback):
             optimizer has it and warns once for groups that don't (Adagrad, SGD
             without momentum); ``False`` leaves momentum alone.
         log_every_n_steps: Log lr and momentum of every group every this many
-            optimizer steps to all of the Trainer's loggers; ``0`` disables logging.
+            optimizer steps to all of the Trainer's loggers, as ``lr-<Optimizer>[/<group>]``
+            and ``lr-<Optimizer>[/<group>]-momentum`` (``LearningRateMonitor``'s names with
+            ``log_momentum=True``); ``0`` disables logging.
 
     Raises:
         ValueError: If ``log_every_n_steps`` is negative.
@@ -260,7 +262,7 @@ class ParamGroupScheduler(Callback):
                     if momentum is not None:
                         _param_groups.set_momentum(group, momentum)
                         if log:
-                            metrics[f"momentum-{name}"] = momentum
+                            metrics[f"lr-{name}-momentum"] = momentum  # LearningRateMonitor's name for it
         if log:
             self._last_logged_step = step
             # Lightning's own x-axis (that of `self.log` and LearningRateMonitor): batches that stepped,

@@ -41,7 +41,7 @@ def test_fit_writes_the_range_test_files(onecycle_run) -> None:
 def test_fit_logs_lr_momentum_loss_accuracy_and_the_range_test(onecycle_run) -> None:
     run_dir, _ = onecycle_run
     logged = scalars(run_dir)
-    for tag in ("lr-SGD/model", "momentum-SGD/model", "train_loss_step", "train_loss_epoch", "train_acc"):
+    for tag in ("lr-SGD/model", "lr-SGD/model-momentum", "train_loss_step", "train_loss_epoch", "train_acc"):
         assert tag in logged, sorted(logged)
     for tag in ("val_loss", "val_acc", "range_test/lr", "range_test/loss", "range_test/smoothed_loss"):
         assert tag in logged, sorted(logged)
@@ -51,7 +51,7 @@ def test_fit_logs_lr_momentum_loss_accuracy_and_the_range_test(onecycle_run) -> 
     assert max(lrs) == pytest.approx(suggested, rel=0.2)  # 1cycle peaks at the suggestion
     assert lrs[0] == pytest.approx(suggested / 25, rel=1e-5)  # OneCycleLR's div_factor
     assert lrs[-1] < lrs[0]
-    momentums = values(logged["momentum-SGD/model"])
+    momentums = values(logged["lr-SGD/model-momentum"])
     assert momentums[0] == pytest.approx(0.95) and min(momentums) >= 0.85 - 1e-6
     assert len(logged["val_acc"]) == 2 and all(0 <= v <= 1 for v in values(logged["val_acc"]))
     assert all(math.isfinite(v) and v > 0 for v in values(logged["val_loss"]))
@@ -82,7 +82,7 @@ def test_fit_baseline_policies_with_an_explicit_max_lr(tmp_path, policy) -> None
         assert lrs == pytest.approx([0.05] * 5 + [0.005] * 5)
     else:
         assert lrs[:7] == pytest.approx([0.05 / 6 + k * (0.05 - 0.05 / 6) / 2 for k in (0, 1, 2, 1, 0, 1, 2)])
-        assert "momentum-SGD/model" in logged
+        assert "lr-SGD/model-momentum" in logged
 
 
 def test_fit_help_documents_every_flag(monkeypatch, capsys) -> None:
@@ -172,7 +172,7 @@ def test_compare_trains_both_schedules_and_writes_the_comparison(tmp_path) -> No
     onecycle_logged = scalars(out / "onecycle")
     assert fixed_lrs == pytest.approx([max_lr] * 5 + [max_lr / 10] * 5)
     assert max(values(onecycle_logged["lr-SGD/model"])) == pytest.approx(max_lr, rel=0.2)
-    assert {"val_acc", "val_loss", "momentum-SGD/model"} <= set(onecycle_logged)
+    assert {"val_acc", "val_loss", "lr-SGD/model-momentum"} <= set(onecycle_logged)
     assert image_tags(out / "range_test") == ["range_test/plot"]
 
 

@@ -9,8 +9,8 @@ import warnings
 import lightning.pytorch as pl
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lightning_onecycle import OneCycleCallback, OneCycleSchedule
@@ -273,14 +273,65 @@ def test_logs_lr_and_momentum_to_tensorboard(tmp_path):
     events = EventAccumulator(logger.log_dir, size_guidance={"scalars": 0})
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"lr-SGD/pg1", "lr-SGD/pg2", "momentum-SGD/pg1", "momentum-SGD/pg2"} <= tags
+    assert {"lr-SGD/pg1", "lr-SGD/pg2", "lr-SGD/pg1-momentum", "lr-SGD/pg2-momentum"} <= tags
     for tag, peak in (("lr-SGD/pg1", 0.01), ("lr-SGD/pg2", 0.1)):
         scalars = events.Scalars(tag)
         assert [s.step for s in scalars] == list(range(16))
         lrs, _ = _expected(peak, 16)
         assert [s.value for s in scalars] == pytest.approx(lrs, rel=1e-6)  # stored as float32
     _, moms = _expected(0.1, 16)
-    assert [s.value for s in events.Scalars("momentum-SGD/pg2")] == pytest.approx(moms, rel=1e-6)
+    assert [s.value for s in events.Scalars("lr-SGD/pg2-momentum")] == pytest.approx(moms, rel=1e-6)
+
+
+class _KeyLogger(Logger):
+    """Keeps the keys of every metric logged to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: set[str] = set()
+
+    @property
+    def name(self) -> str:
+        return "keys"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_hyperparams(self, *args, **kwargs) -> None:
+        pass
+
+    def log_metrics(self, metrics, step=None) -> None:
+        self.keys.update(metrics)
+
+
+class _NamedGroups(TinyClassifier):
+    def configure_optimizers(self):
+        groups = [
+            {"params": self.body.parameters(), "name": "body"},
+            {"params": self.head.parameters(), "name": "head"},
+        ]
+        return torch.optim.Adam(groups, lr=0.01)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        lambda: TinyClassifier(),
+        lambda: TinyClassifier(groups=2),
+        lambda: _NamedGroups(),
+        lambda: _TwoOptimizersManual(),
+    ],
+    ids=["one-group", "two-groups", "two-named-groups", "two-optimizers-of-one-class"],
+)
+def test_the_tags_are_a_learning_rate_monitors(tmp_path, model):
+    # So that either can replace the other in a user's dashboards: the monitor's tags, read from a real one.
+    ours, monitors = _KeyLogger(), _KeyLogger()
+    make_trainer(tmp_path, [OneCycleCallback()], logger=ours, max_epochs=1, log_every_n_steps=1).fit(model())
+    monitor = LearningRateMonitor(logging_interval="step", log_momentum=True)
+    make_trainer(tmp_path, [monitor], logger=monitors, max_epochs=1, log_every_n_steps=1).fit(model())
+    assert any(key.endswith("-momentum") for key in monitors.keys)
+    assert ours.keys == monitors.keys  # the module's own metrics, and the lr and momentum tags
 
 
 def test_log_every_n_steps_thins_the_logged_points(tmp_path):

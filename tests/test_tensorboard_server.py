@@ -87,7 +87,7 @@ def test_tensorboard_lists_the_run_and_its_scalar_tags(tensorboard) -> None:
     tags = _get_json(tensorboard, "/data/plugin/scalars/tags")[RUN]
     expected = {
         "lr-SGD/model",
-        "momentum-SGD/model",
+        "lr-SGD/model-momentum",
         "train_loss_step",
         "train_loss_epoch",
         "train_acc",
@@ -106,7 +106,7 @@ def test_tensorboard_serves_the_1cycle_lr_and_momentum(tensorboard) -> None:
     assert [step for _, step, _ in lrs] == list(range(10))
     values = [v for _, _, v in lrs]
     assert values[0] == pytest.approx(0.05 / 25, rel=1e-5) and max(values) == pytest.approx(0.05, rel=1e-5)
-    points = _get_json(tensorboard, "/data/plugin/scalars/scalars", run=RUN, tag="momentum-SGD/model")
+    points = _get_json(tensorboard, "/data/plugin/scalars/scalars", run=RUN, tag="lr-SGD/model-momentum")
     momentums = [v for _, _, v in points]
     assert momentums[0] == pytest.approx(0.95) and min(momentums) == pytest.approx(0.85, abs=0.01)
 
