@@ -530,6 +530,29 @@ def _fix(name: str, value: Any) -> str:
     return ""
 
 
+def training_batches_left(trainer: pl.Trainer) -> int | None:
+    """Training batches (one process's) this fit has left to run, or ``None`` when that is unknown.
+
+    Epoch by epoch from the current one to ``max_epochs``, each of
+    ``num_training_batches``, until the optimizer steps left under ``max_steps``
+    (at each epoch's accumulation factor) run out. Needs the training data set up
+    (as it is from ``on_train_start``).
+    """
+    batches = trainer.num_training_batches
+    steps_left = math.inf if trainer.max_steps == -1 else max(trainer.max_steps - trainer.global_step, 0)
+    if trainer.max_epochs in (None, -1) or not math.isfinite(batches):
+        return None if math.isinf(steps_left) else int(steps_left * accumulation_factor(trainer))
+    total = 0
+    for epoch in range(trainer.current_epoch, trainer.max_epochs):
+        factor = accumulation_factor(trainer, epoch)
+        steps = math.ceil(batches / factor)
+        if steps >= steps_left:
+            return total + int(min(batches, steps_left * factor))
+        total += int(batches)
+        steps_left -= steps
+    return total
+
+
 def resolve_group_lrs(
     value: LRSpec | None,
     optimizers: list[Optimizer],

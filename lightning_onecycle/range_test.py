@@ -36,6 +36,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_setattr
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch.optim import Optimizer
 
 from lightning_onecycle import _param_groups, _range_test_output, _sweep_engine, _trainer
@@ -44,6 +45,7 @@ from lightning_onecycle._param_scheduler import (
     lr_argument,
     resolve_group_lrs,
     suggestion_goes_unused,
+    training_batches_left,
 )
 from lightning_onecycle._settings import plain_numbers
 from lightning_onecycle.loss_tracking import LossTracker, StopReason
@@ -62,6 +64,8 @@ __all__ = ["LRRangeTestCallback", "RangeTestResult", "StopReason", "is_range_tes
 
 MIN_NUM_STEPS = 10
 """Fewer sweep points than this leave too little curve to suggest from."""
+COSTLY_SHARE = 0.25
+"""A sweep that trains on more batches than this share of the fit's says so before it starts."""
 _DEFAULT_SUGGESTION = cast(StrategyName, DEFAULT_STRATEGY)  # a name in StrategyName (suggestions.py types it str)
 
 
@@ -112,7 +116,9 @@ class LRRangeTestCallback(Callback):
     Args:
         min_lr: First learning rate of the sweep.
         max_lr: Last learning rate of the sweep.
-        num_steps: Number of sweep points (optimizer steps), at least 10.
+        num_steps: Number of sweep points (optimizer steps), at least 10. A sweep that
+            will train on more than a quarter (:data:`COSTLY_SHARE`) of the fit's
+            training batches says so (a ``PossibleUserWarning``) before it starts.
         mode: ``"exponential"`` (geometric spacing) or ``"linear"``.
         smoothing: Beta of the bias-corrected running average of the loss that
             the divergence stop watches, in [0, 1); 0 disables it. The suggestion
@@ -301,6 +307,7 @@ class LRRangeTestCallback(Callback):
             )
         else:
             self.result = None  # until this fit's test has a result: a failed sweep leaves none
+            self._warn_if_costly(trainer)
             self.result = self._run(trainer, pl_module)
             self._report(trainer, self.result)
         if self.stop_after_test:
@@ -401,6 +408,41 @@ class LRRangeTestCallback(Callback):
             stop_reason=tracker.stop_reason or "completed",
             num_steps_run=tracker.num_points,
             weight_decay=weight_decay,
+        )
+
+    def _warn_if_costly(self, trainer: pl.Trainer) -> None:
+        """Say up front when the sweep trains on more than :data:`COSTLY_SHARE` of the fit's batches.
+
+        A sweep step costs about what a training step does, so the share of batches is
+        the share of training time the test adds, which a long sweep before a short fit
+        hides until it hurts. Nothing to say when the test is all the fit does.
+        """
+        if self.stop_after_test:
+            return
+        fit_batches = training_batches_left(trainer)
+        accumulation = accumulation_factor(trainer)
+        sweeps = len(self.weight_decays or [None])
+        sweep_batches = self.sweep.num_steps * accumulation * sweeps
+        if not fit_batches or sweep_batches <= COSTLY_SHARE * fit_batches:
+            return
+        of = [f"{self.sweep.num_steps} steps"]
+        if accumulation > 1:
+            of[0] += f" of {accumulation} batches"
+        if sweeps > 1:
+            of.append(f"for each of {sweeps} weight decays")
+        share = f"{sweep_batches / fit_batches:.0%}"
+        enough = int(COSTLY_SHARE * fit_batches / (accumulation * sweeps))
+        shorter = (
+            f"pass a smaller `num_steps` (num_steps={enough} keeps it within {COSTLY_SHARE:.0%})"
+            if enough >= MIN_NUM_STEPS
+            else "pass a smaller `num_steps` (at least 10), or test once with stop_after_test=True and pass the"
+            " suggestion as the peak lr"
+        )
+        rank_zero_warn(
+            f"LRRangeTestCallback: the range test will train on {sweep_batches} batches ({' '.join(of)}) before"
+            f" training starts, {share} of this fit's {fit_batches} training batches, so it adds about {share} to the"
+            f" training time. To shorten it, {shorter}.",
+            category=PossibleUserWarning,
         )
 
     # --- reporting ---------------------------------------------------------------------

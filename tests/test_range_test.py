@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.plugins.precision import MixedPrecision
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
 from lightning_onecycle.one_cycle import OneCycleCallback
 from lightning_onecycle.range_test import LRRangeTestCallback, RangeTestResult, is_range_test_running
@@ -218,6 +220,54 @@ class _ThreeBatchStream(torch.utils.data.IterableDataset):
 class StreamModel(BatchIndexModel):
     def train_dataloader(self) -> torch.utils.data.DataLoader:
         return torch.utils.data.DataLoader(_ThreeBatchStream(), batch_size=32)
+
+
+def test_a_sweep_that_costs_more_than_a_quarter_of_the_fit_says_so_before_it_starts(tmp_path) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+
+        class Model(RangeTestModel):
+            def training_step(self, batch: Any, batch_idx: int) -> Any:
+                if self.calls == 0:  # the sweep's first batch
+                    self.told = [str(w.message) for w in caught if issubclass(w.category, PossibleUserWarning)]
+                return super().training_step(batch, batch_idx)
+
+        model = Model()  # 5 batches an epoch
+        range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=1e-2, num_steps=20, save_files=False)
+        make_trainer(tmp_path, [range_test], max_epochs=2, accumulate_grad_batches=2).fit(model)
+    assert len(model.told) == 1
+    assert (
+        "LRRangeTestCallback: the range test will train on 40 batches (20 steps of 2 batches) before training"
+        " starts, 400% of this fit's 10 training batches, so it adds about 400% to the training time" in model.told[0]
+    )
+    assert "pass a smaller `num_steps`" in model.told[0]
+
+
+@pytest.mark.parametrize(
+    ("flags", "fit_batches"),
+    [({"max_epochs": 10, "max_steps": 8}, 8), ({"max_epochs": 3, "accumulate_grad_batches": 4}, 15)],
+    ids=["max-steps", "accumulation"],
+)
+def test_the_fits_batches_the_cost_is_measured_against(tmp_path, flags: dict[str, Any], fit_batches: int) -> None:
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=1e-2, num_steps=10, save_files=False)
+    with pytest.warns(PossibleUserWarning, match=rf"of this fit's {fit_batches} training batches"):
+        make_trainer(tmp_path, [range_test], **flags).fit(RangeTestModel(n_batches=5))
+
+
+@pytest.mark.parametrize(
+    ("num_steps", "flags"),
+    [(10, {"max_epochs": 8}), (20, {"max_epochs": 1, "limit_train_batches": 2, "max_steps": 1})],
+    ids=["a-quarter-of-the-fit", "test-only"],
+)
+def test_a_sweep_that_costs_at_most_a_quarter_of_the_fit_or_is_all_there_is_says_nothing(
+    tmp_path, num_steps: int, flags: dict[str, Any]
+) -> None:
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=1e-2, num_steps=num_steps, save_files=False)
+    range_test.stop_after_test = "max_steps" in flags
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_trainer(tmp_path, [range_test], **flags).fit(RangeTestModel(n_batches=5))
+    assert not [w for w in caught if issubclass(w.category, PossibleUserWarning)]
 
 
 def test_sweep_restarts_a_stream_without_length_when_it_runs_out(tmp_path) -> None:
