@@ -101,7 +101,7 @@ def main() -> None:
             callbacks=[range_test],
             limit_train_batches=args.limit_train_batches,  # the sweep restarts the data where training's epoch ends
             limit_val_batches=0,
-            logger=TensorBoardLogger(run_dir, name="", version="range_test"),
+            logger=TensorBoardLogger(run_dir, name="", version="range_test", default_hp_metric=False),
             enable_checkpointing=False,
             enable_model_summary=False,
             **trainer_flags,
@@ -118,7 +118,8 @@ def main() -> None:
             "fixed": {
                 "description": f"SGD lr {fixed_lr:.3g}, StepLR({step_size}, 0.1)",
                 "model": {"lr": fixed_lr, "step_lr": (step_size, 0.1)},
-                "schedule": LearningRateMonitor("step"),  # StepLR sets the LR; log it as OneCycleCallback does
+                # StepLR sets the LR; log it and the momentum as OneCycleCallback does, under the same tags
+                "schedule": LearningRateMonitor("step", log_momentum=True),
             },
             "onecycle": {
                 "description": f"SGD 1cycle, max lr {max_lr:.3g}",
@@ -139,7 +140,7 @@ def main() -> None:
                 limit_train_batches=args.limit_train_batches,
                 limit_val_batches=args.limit_val_batches,
                 log_every_n_steps=1,
-                logger=TensorBoardLogger(run_dir, name="", version=name),
+                logger=TensorBoardLogger(run_dir, name="", version=name, default_hp_metric=False),
                 enable_checkpointing=False,
                 **trainer_flags,
             )

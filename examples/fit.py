@@ -99,7 +99,8 @@ def main() -> None:
         weight_decay=args.weight_decay,
         step_lr=step_lr,
     )
-    logger = TensorBoardLogger(args.log_dir, name=name)
+    # No placeholder hp_metric (-1): the run opens on its lr, momentum, loss and accuracy curves.
+    logger = TensorBoardLogger(args.log_dir, name=name, default_hp_metric=False)
     # Fixed now: processes that `ddp_spawn` starts write into this run, and this process reads from it afterwards.
     log_dir = Path(logger.log_dir)
     trainer_flags: dict[str, Any] = dict(
@@ -144,8 +145,8 @@ def main() -> None:
                 bounds = {"base_lr": max_lr / args.clr_div_factor, "max_lr": max_lr}
                 clr = CyclicLRCallback(**bounds, step_size_up=args.clr_step_epochs, step_size_unit="epochs")
                 callbacks.append(clr)
-            else:  # fixed: the model's StepLR sets the LR; log it as the schedule callbacks do
-                callbacks.append(LearningRateMonitor(logging_interval="step"))
+            else:  # fixed: the model's StepLR sets the LR; log it and the momentum as the schedule callbacks do
+                callbacks.append(LearningRateMonitor(logging_interval="step", log_momentum=True))
 
         # --- training loop
         trainer = _cli.trainer(

@@ -45,6 +45,7 @@ def test_fit_logs_lr_momentum_loss_accuracy_and_the_range_test(onecycle_run) -> 
         assert tag in logged, sorted(logged)
     for tag in ("val_loss", "val_acc", "range_test/lr", "range_test/loss", "range_test/smoothed_loss"):
         assert tag in logged, sorted(logged)
+    assert "hp_metric" not in logged  # no placeholder -1 between the curves
     suggested = json.loads((run_dir / "lr_range_test.json").read_text())["suggested_lr"]
     lrs = values(logged["lr-SGD/model"])
     assert len(lrs) == 10  # one per optimizer step: 2 epochs of 5 batches
@@ -77,9 +78,12 @@ def test_fit_baseline_policies_with_an_explicit_max_lr(tmp_path, policy) -> None
     logged = scalars(run_dir)
     lrs = values(logged["lr-SGD/model"])
     assert {"val_acc", "val_loss", "train_acc"} <= set(logged)
+    assert "hp_metric" not in logged  # no placeholder -1 between the curves
     if policy == "fixed":
         # The tutorial's StepLR(7 of 25 epochs, 0.1) scaled to 2 epochs: a tenth from the second epoch.
         assert lrs == pytest.approx([0.05] * 5 + [0.005] * 5)
+        # Momentum too, step by step, under 1cycle's tag: the runs compare side by side.
+        assert values(logged["lr-SGD/model-momentum"]) == pytest.approx([0.9] * 10)
     else:
         assert lrs[:7] == pytest.approx([0.05 / 6 + k * (0.05 - 0.05 / 6) / 2 for k in (0, 1, 2, 1, 0, 1, 2)])
         assert "lr-SGD/model-momentum" in logged
@@ -167,10 +171,16 @@ def test_compare_trains_both_schedules_and_writes_the_comparison(tmp_path) -> No
     assert f"| onecycle | SGD 1cycle, max lr {max_lr:.3g} | {onecycle['best_val_acc']:.4f} (epoch" in table
     assert table in output  # printed too
 
-    # TensorBoard: one run per schedule, side by side, with the same tags.
-    fixed_lrs = values(scalars(out / "fixed")["lr-SGD/model"])
+    # TensorBoard: one run per schedule, side by side, with lr and momentum each step and no placeholder hp_metric.
+    fixed_logged = scalars(out / "fixed")
     onecycle_logged = scalars(out / "onecycle")
-    assert fixed_lrs == pytest.approx([max_lr] * 5 + [max_lr / 10] * 5)
+    assert values(fixed_logged["lr-SGD/model"]) == pytest.approx([max_lr] * 5 + [max_lr / 10] * 5)
+    assert values(fixed_logged["lr-SGD/model-momentum"]) == pytest.approx([0.9] * 10)
+    schedule_tags = {"lr-SGD/model", "lr-SGD/model-momentum"}
+    assert {tag for tag in fixed_logged if tag.startswith("lr-")} == schedule_tags
+    assert {tag for tag in onecycle_logged if tag.startswith("lr-")} == schedule_tags
+    for run in ("range_test", "fixed", "onecycle"):
+        assert "hp_metric" not in scalars(out / run), run
     assert max(values(onecycle_logged["lr-SGD/model"])) == pytest.approx(max_lr, rel=0.2)
     assert {"val_acc", "val_loss", "lr-SGD/model-momentum"} <= set(onecycle_logged)
     assert image_tags(out / "range_test") == ["range_test/plot"]

@@ -98,6 +98,7 @@ def test_tensorboard_lists_the_run_and_its_scalar_tags(tensorboard) -> None:
         "range_test/smoothed_loss",
     }
     assert expected <= set(tags), sorted(tags)
+    assert "hp_metric" not in tags  # Lightning's placeholder (-1) would sit among the curves
 
 
 def test_tensorboard_serves_the_1cycle_lr_and_momentum(tensorboard) -> None:
