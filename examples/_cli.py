@@ -14,8 +14,10 @@ this package's own checks). Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -138,6 +140,55 @@ def range_test(args: Any, stop_after_test: bool) -> LRRangeTestCallback:
         num_steps=args.range_test_steps,
         suggestion=args.suggestion,
         stop_after_test=stop_after_test,
+    )
+
+
+def range_test_plot(folder: Path) -> Path | None:
+    """The newest range-test plot under ``folder`` (a second test in one folder gets a new name), if any."""
+    plots = list(folder.rglob("lr_range_test*.png")) if folder.is_dir() else []
+    return max(plots, key=lambda path: path.stat().st_mtime) if plots else None
+
+
+class Stopwatch(pl.Callback):
+    """Wall time of the range tests and of the training in the fits it is given to, before the range test.
+
+    The range test sweeps in its ``on_train_start``: from there to the first training
+    batch (or to the end of a fit that only tests) is the sweep's time. Under
+    ``ddp_spawn`` the fits run in other processes and both times stay 0.
+    """
+
+    def __init__(self) -> None:
+        self.range_test_s = 0.0
+        self.training_s = 0.0
+        self._start = self._first_batch = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start, self._first_batch = time.perf_counter(), 0.0
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if not self._first_batch:
+            self._first_batch = time.perf_counter()
+            self.range_test_s += self._first_batch - self._start
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._first_batch:
+            self.training_s += time.perf_counter() - self._first_batch
+        else:
+            self.range_test_s += time.perf_counter() - self._start
+
+
+def machine_conditions() -> str:
+    """What wall times depend on besides the work: torch's CPU threads and how busy the machine is."""
+    load = f", 1-minute load average {os.getloadavg()[0]:.1f} (about 0 when idle)" if hasattr(os, "getloadavg") else ""
+    return f"torch.get_num_threads() = {torch.get_num_threads()}{load}"
+
+
+def range_test_summary(result: RangeTestResult, seconds: float, total_s: float, of: str, folder: Path) -> str:
+    """One line of a script's summary: the sweep's length, its cost as a share of ``of``, the flag, the plot."""
+    cost = f" in {seconds:.1f} s, {seconds / total_s:.0%} of {of} {total_s:.1f} s" if total_s else ""
+    return (
+        f"LR range test: {result.num_steps_run} steps{cost} (--range-test-steps sets its length);"
+        f" plot: {range_test_plot(folder)}"
     )
 
 
@@ -319,7 +370,7 @@ def _no_suggestion(result: RangeTestResult) -> str:
 
 def _tidy(run_dir: Path, made: list[Path]) -> Path | None:
     """The plot of a finished range test in ``run_dir``; without one, the folders this run made are removed."""
-    plot = next(run_dir.rglob("lr_range_test.png"), None) if run_dir.is_dir() else None
+    plot = range_test_plot(run_dir)
     if plot is None and made:
         shutil.rmtree(run_dir, ignore_errors=True)
         for parent in made[1:]:

@@ -7,10 +7,11 @@
    SGD with 1cycle peaking at the range test's LR.
 3. The comparison goes to ``<log-dir>/compare/version_N/``: ``compare.png`` (validation
    accuracy and loss per epoch), ``compare.md`` and ``compare.json`` (best accuracy, final
-   loss, wall time), the range test's ``range_test/lr_range_test.png``, and one TensorBoard
-   run per schedule (``fixed/``, ``onecycle/``).
+   loss, wall time and what it was measured under: torch's threads, the machine's load),
+   the range test's ``range_test/lr_range_test.png``, and one TensorBoard run per schedule
+   (``fixed/``, ``onecycle/``).
 
-Offline on the CPU (digits, a small CNN, about a minute):
+Offline on the CPU (digits, a small CNN; a few minutes on 2 cores, see the README for the conditions):
 
     python examples/compare.py
     tensorboard --logdir lightning_logs/compare
@@ -69,6 +70,7 @@ def main() -> None:
     _cli.check_batch_limits(flags, args)
     _cli.check_range_test(flags, args)
     _cli.check_accelerator(flags, args.accelerator)
+    conditions = _cli.machine_conditions()  # before this script adds to the load
     preset = {**_cli.DATASET_DEFAULTS[args.dataset], **PRESETS[args.dataset]}
     model_name = args.model or preset["model"]
     image_size = args.image_size or preset["image_size"]
@@ -148,6 +150,7 @@ def main() -> None:
             histories.append(history.history)
 
     # --- report
+    device = type(trainer.accelerator).__name__.removesuffix("Accelerator")  # what --accelerator auto chose
     paths = write_comparison(
         histories,
         run_dir,
@@ -158,7 +161,7 @@ def main() -> None:
             f"LR range test: {result.num_steps_run} steps ({result.stop_reason}), suggested lr {max_lr:.3g}"
             f" ({result.suggestion}), {range_test_seconds:.1f} s, not counted in the wall times.",
             "Both runs do the same work per step (setting the LR costs nothing measurable): wall times differ by"
-            " machine load only.",
+            f" machine load only. Timed on {device} with {conditions} at the start.",
         ],
         extra={
             "settings": {
@@ -181,7 +184,9 @@ def main() -> None:
         },
     )
     print("\n" + paths["md"].read_text())
-    print(f"Figure {paths['png']}, table {paths['md']} and {paths['json']}, range test {run_dir}/range_test/.")
+    total_s = range_test_seconds + sum(history.wall_time_s or 0.0 for history in histories)
+    print(_cli.range_test_summary(result, range_test_seconds, total_s, "this comparison's", run_dir / "range_test"))
+    print(f"Figure {paths['png']}, table {paths['md']} and {paths['json']}.")
     print(f"To see both runs side by side: tensorboard --logdir {run_dir}")
 
 

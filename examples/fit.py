@@ -1,8 +1,9 @@
 """Train an image classifier with an LR range test and Smith's 1cycle policy, logging to TensorBoard.
 
-With no flags it runs offline on the CPU in a minute or so: scikit-learn's digits
-at 32x32 pixels, a small CNN, a 100-step LR range test whose suggested LR becomes
-the peak of a 10-epoch 1cycle:
+With no flags it runs offline on the CPU, in a few minutes on 2 cores (see the
+README for the conditions): scikit-learn's digits at 32x32 pixels, a small CNN, a
+100-step LR range test whose suggested LR becomes the peak of a 10-epoch 1cycle.
+The summary at the end says what the range test cost and where its plot is:
 
     python examples/fit.py
     tensorboard --logdir lightning_logs
@@ -115,7 +116,8 @@ def main() -> None:
 
     # --- LR range test and schedule
     checkpoint = ModelCheckpoint(monitor="val_acc", mode="max", filename="best-{epoch}-{val_acc:.4f}")
-    callbacks: list[pl.Callback] = [checkpoint]
+    stopwatch = _cli.Stopwatch()  # first: it times the range test from before it starts
+    callbacks: list[pl.Callback] = [stopwatch, checkpoint]
     range_test = _cli.range_test(args, stop_after_test=args.policy != "onecycle") if find_lr else None
     max_lr = args.max_lr
     # From here on, a setting the Trainer or the callbacks refuse ends in one line that names the flag.
@@ -131,7 +133,7 @@ def main() -> None:
                 finder = _cli.trainer(  # the sweep restarts the data where training's epoch ends: same limit
                     flags,
                     max_epochs=1,
-                    callbacks=[range_test],
+                    callbacks=[stopwatch, range_test],
                     limit_train_batches=args.limit_train_batches,
                     limit_val_batches=0,
                     enable_checkpointing=False,
@@ -160,13 +162,17 @@ def main() -> None:
         trainer.fit(model, datamodule=data)
 
     # --- report
+    result = _range_test_result(range_test, log_dir) if range_test is not None else None
     if max_lr is None:
-        assert range_test is not None  # without --max-lr the range test ran
-        max_lr = _range_test_result(range_test, log_dir).suggested_lr
+        assert result is not None  # without --max-lr the range test ran
+        max_lr = result.suggested_lr
     if trainer.is_global_zero:
         final, best = float(trainer.callback_metrics["val_acc"]), _best_score(checkpoint)
         print(f"\n{args.policy}, peak LR {max_lr:.4g}: validation accuracy {final:.4f} at the end, {best:.4f} at best")
         print(f"({checkpoint.best_model_path}).")
+        if result is not None:
+            total_s = stopwatch.range_test_s + stopwatch.training_s
+            print(_cli.range_test_summary(result, stopwatch.range_test_s, total_s, "this fit's", log_dir))
         print(f"Logs in {log_dir}. To see them: tensorboard --logdir {args.log_dir}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,19 @@ def test_fit_saves_the_best_checkpoint_and_says_where_the_logs_are(onecycle_run)
     assert len(list((run_dir / "checkpoints").glob("best-epoch=*-val_acc=*.ckpt"))) == 1
     assert "tensorboard --logdir logs" in output
     assert "validation accuracy" in output and "at best" in output
+
+
+@pytest.mark.slow
+def test_fit_says_what_the_range_test_cost_and_where_its_plot_is_in_flag_terms(onecycle_run) -> None:
+    run_dir, output = onecycle_run
+    # 40 sweep steps before 10 training batches: the callback warns up front, naming the example's flag.
+    warning = next(line for line in output.splitlines() if "the range test will train on 40 batches" in line)
+    assert "--range-test-steps" in warning and "num_steps" not in warning, warning
+    # The summary at the end: the sweep's time and share of the fit, the flag that sets it, where its plot is.
+    summary = re.search(r"LR range test: 40 steps in [0-9.]+ s, [0-9]+% of this fit's [0-9.]+ s", output)
+    assert summary, output[-2000:]
+    assert "(--range-test-steps sets its length)" in output
+    assert f"plot: {run_dir.relative_to(run_dir.parents[2]) / 'lr_range_test.png'}" in output
 
 
 @pytest.mark.slow
@@ -170,6 +184,11 @@ def test_compare_trains_both_schedules_and_writes_the_comparison(tmp_path) -> No
     assert f"| fixed | SGD lr {max_lr:.3g}, StepLR(1, 0.1) | {fixed['best_val_acc']:.4f} (epoch" in table
     assert f"| onecycle | SGD 1cycle, max lr {max_lr:.3g} | {onecycle['best_val_acc']:.4f} (epoch" in table
     assert table in output  # printed too
+    assert re.search(r"Timed on CPU with torch.get_num_threads\(\) = \d+, 1-minute load average [0-9.]+", table)
+    summary = r"LR range test: 40 steps in [0-9.]+ s, [0-9]+% of this comparison's [0-9.]+ s"
+    assert re.search(summary, output), output[-2000:]
+    assert "(--range-test-steps sets its length)" in output
+    assert f"plot: {Path('logs/compare/version_0/range_test/lr_range_test.png')}" in output
 
     # TensorBoard: one run per schedule, side by side, with lr and momentum each step and no placeholder hp_metric.
     fixed_logged = scalars(out / "fixed")
