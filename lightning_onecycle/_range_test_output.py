@@ -23,6 +23,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lightning_onecycle.plotting import figure_to_array, plot_range_test, plot_weight_decay_sweep, save_figure
 from lightning_onecycle.range_test_result import RangeTestResult
+from lightning_onecycle.suggestions import DIVERGENCE_MARGIN
 
 FILE_STEM = "lr_range_test"
 FILE_EXTENSIONS = (".csv", ".json", ".png")
@@ -114,26 +115,100 @@ class ReportLabels:
         return f"{base}_test{taken + 1}" if base else f"test{taken + 1}"
 
 
+def explain(result: RangeTestResult, min_lr: float, max_lr: float) -> str | None:
+    """What the curve showed and what to do, when the suggestion is not a plain one; ``None`` when it is.
+
+    Args:
+        result: A sweep's result, its shape and suggestion read.
+        min_lr: The sweep's first lr.
+        max_lr: The sweep's last lr.
+
+    Example::
+
+        >>> result = RangeTestResult(lrs=[1e-3], losses=[2.0], smoothed_losses=[2.0], suggested_lr=None,
+        ...     suggestion="divergence", stop_reason="non-finite loss", num_steps_run=1, shape="too-short",
+        ...     nonfinite_lr=2e-3)
+        >>> print(explain(result, 1e-3, 10.0))  # doctest: +ELLIPSIS
+        The loss was NaN or infinite at lr 0.002, after 1 sweep step(s): ...
+    """
+    lr, points = result.suggested_lr, result.num_steps_run
+    if result.shape == "too-short":
+        if result.nonfinite_lr is not None:
+            return (
+                f"The loss was NaN or infinite at lr {result.nonfinite_lr:.3g}, after {points} sweep step(s): too"
+                " early to read anything. A loss that is not finite before the sweep has trained anything comes"
+                " from the model, the data, the loss or the precision (overflow in fp16), not from the lr: check"
+                " those. Training keeps the configured lr."
+            )
+        return (
+            f"Only {points} sweep points before the loss blew up: too few to read. Start the sweep lower"
+            f" (min_lr below {min_lr:g}). Training keeps the configured lr."
+        )
+    if result.shape == "flat" and lr is not None:
+        return (
+            f"The loss did not fall during the sweep (flat within its noise) until it blew up at lr"
+            f" {result.divergence_lr:.3g}; the suggestion {lr:.3g} is that lr / {DIVERGENCE_MARGIN:g}, of low"
+            " confidence. A network that sits at chance until it blows up (deep, without normalisation, at"
+            " default initialisation) does this, and so does a loss whose gradients do not reach the"
+            " parameters. Check it with a short run, or pass the schedule's max_lr yourself."
+        )
+    if result.shape == "flat-without-divergence" and lr is None:
+        return (
+            f"The loss neither fell nor blew up between lr {min_lr:g} and {max_lr:g}: nothing to read."
+            " If the loss cannot depend on what the model learns (random labels, a constant or detached"
+            " loss, parameters without gradients), no lr will help; if it has not started to learn by"
+            f" {max_lr:g}, raise max_lr. Training keeps the configured lr."
+        )
+    if lr is None:
+        return (
+            f"The {result.suggestion!r} rule suggested nothing for a curve of shape {result.shape!r}"
+            " (see the plot). Training keeps the configured lr; pass the schedule's max_lr yourself."
+        )
+    if result.still_falling:
+        return (
+            f"The loss was still falling at the sweep's last lr {result.lrs[-1]:.3g}: the usable range may go"
+            f" further, so the suggestion {lr:.3g} is a lower bound, of low confidence. Raise max_lr for a"
+            " better reading."
+        )
+    return None
+
+
 def announce(result: RangeTestResult, stem: str | None = None) -> None:
-    """Say what the test suggests (or warn that it suggests nothing) and where its files are (rank zero).
+    """Say what the test suggests, how sure it is and where its files are (rank zero); warn when the
+    curve needs a word (:func:`explain`).
 
     Args:
         result: The test's result.
         stem: The files' path without extension, as :func:`write_report` returned it; ``None``: no files.
     """
     where = "" if stem is None else f" Curve and plot: {stem}.{{{','.join(e[1:] for e in FILE_EXTENSIONS)}}}."
-    if result.suggested_lr is None:
+    if result.message is not None:
         rank_zero_warn(
-            f"LRRangeTestCallback: no learning rate suggested (stop reason: {result.stop_reason}): the smoothed"
-            " loss has no usable descent. Widen the sweep (lower min_lr, higher max_lr) or run more steps." + where,
+            f"LRRangeTestCallback: {result.message}" + ("" if result.suggested_lr is not None else where),
             category=UserWarning,
         )
-    else:
+    if result.suggested_lr is not None:
         wd = "" if result.weight_decay is None else f" with weight decay {result.weight_decay:g}"
+        bracket = ""
+        if result.suggestion_bracket is not None:
+            low, high = result.suggestion_bracket
+            bracket = f", bracket {low:.3g}-{high:.3g}"
         rank_zero_info(
             f"LRRangeTestCallback: suggested lr {result.suggested_lr:.4g}{wd} ({result.suggestion},"
-            f" {result.num_steps_run} steps, {result.stop_reason})." + where
+            f" {result.confidence} confidence{bracket}; {result.num_steps_run} steps, {result.stop_reason})." + where
         )
+
+
+def summary_text(result: RangeTestResult) -> str:
+    """The suggestion, its rule, confidence and bracket, and the curve's message, as one paragraph."""
+    if result.suggested_lr is None:
+        text = f"No suggestion ({result.shape} curve, {result.stop_reason})."
+    else:
+        text = f"Suggested lr {result.suggested_lr:.4g} ({result.suggestion}, {result.confidence} confidence"
+        if result.suggestion_bracket is not None:
+            text += f", bracket {result.suggestion_bracket[0]:.3g}-{result.suggestion_bracket[1]:.3g}"
+        text += f"); {result.shape} curve, {result.num_steps_run} steps, {result.stop_reason}."
+    return text + ("" if result.message is None else " " + result.message)
 
 
 @rank_zero_only
@@ -175,9 +250,16 @@ def write_report(
                 metrics = dict(zip((f"{prefix}/lr", f"{prefix}/loss", f"{prefix}/smoothed_loss"), values))
                 for logger in trainer.loggers:
                     logger.log_metrics(metrics, step=step)
+        if result.suggested_lr is not None:
+            summary = {f"{root}/suggested_lr": result.suggested_lr}
+            if result.suggestion_bracket is not None:
+                summary[f"{root}/suggested_lr_low"], summary[f"{root}/suggested_lr_high"] = result.suggestion_bracket
+            for logger in trainer.loggers:
+                logger.log_metrics(summary, step=0)
         image = figure_to_array(figure)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image(f"{root}/plot", image, global_step=0, dataformats="HWC")
+                logger.experiment.add_text(f"{root}/summary", summary_text(result), global_step=0)
                 logger.experiment.flush()
     return stem

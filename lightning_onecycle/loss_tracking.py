@@ -3,14 +3,18 @@
 Pure Python: no Lightning, no tensors. The callback feeds :class:`LossTracker`
 one ``(lr, loss)`` pair per optimizer step (the loss already averaged across
 ranks, so every rank takes the same decisions); the tracker records the point,
-keeps the bias-corrected running average of the loss and says when the sweep
-must stop.
+keeps a running average of the loss for display and says when the sweep must
+stop. The divergence stop is the rule the suggestion reads the curve with
+(:func:`lightning_onecycle.suggestions.divergence_index`), applied as the points come.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Literal
+
+from lightning_onecycle.suggestions import DIVERGENCE_CONFIRM, LEVEL_FRACTION
 
 __all__ = ["MAX_SKIPPED_STEPS", "LossTracker", "StopReason"]
 
@@ -21,45 +25,62 @@ MAX_SKIPPED_STEPS = 50
 
 
 class LossTracker:
-    """Records a sweep's points, keeps the running average of the loss, and decides when the sweep stops.
+    """Records a sweep's points, keeps a running average of the loss, and decides when the sweep stops.
 
     The sweep stops (:meth:`update` returns the reason) when
 
-    - the loss is NaN or infinite (``"non-finite loss"``; the point is not recorded),
+    - the loss is NaN or infinite (``"non-finite loss"``; the point is not recorded, its lr is
+      kept in :attr:`nonfinite_lr`),
     - AMP's GradScaler skipped more than ``max_skipped_steps`` steps in a row
       (``"diverged"``; a skipped step is not recorded, the caller retries its lr), or
-    - the running average exceeds ``divergence_threshold`` times its best value, once
-      two points are recorded and while the best is positive (``"diverged"``; the
-      point is recorded).
+    - the loss blew up (``"diverged"``): it stood above its starting level by
+      ``divergence_threshold`` times its scale (how far it has fallen so far, at least
+      three standard deviations of its noise) at :data:`~lightning_onecycle.suggestions.DIVERGENCE_CONFIRM`
+      points in a row. Differences of losses only: adding a constant to the loss
+      changes no decision. The starting level is the median of the first
+      :data:`~lightning_onecycle.suggestions.LEVEL_FRACTION` of ``num_steps`` points;
+      no divergence stop before those are in.
 
     Args:
-        smoothing: Beta of the bias-corrected exponential moving average of the loss, in [0, 1); 0 is no smoothing.
-        divergence_threshold: The multiple of the best running average that counts as divergence; ``None``
-            never stops early for divergence.
+        smoothing: Beta of the bias-corrected exponential moving average of the loss (the progress
+            bar's and the CSV's running loss), in [0, 1); 0 is no smoothing.
+        divergence_threshold: The multiple of the scale above the starting level that counts as a
+            blow-up; ``None`` never stops early for divergence.
+        num_steps: The sweep's planned number of points (the starting level is read from the first tenth).
         max_skipped_steps: Consecutive skipped steps tolerated.
 
     Example::
 
-        >>> tracker = LossTracker(smoothing=0.0, divergence_threshold=4.0)
-        >>> [tracker.update(lr, loss) for lr, loss in [(0.1, 1.0), (0.2, 0.5), (0.4, 2.5)]]
+        >>> tracker = LossTracker(smoothing=0.0, divergence_threshold=4.0, num_steps=30)
+        >>> losses = [2.0, 2.01, 1.99] + [1.0] * 5 + [50.0, 60.0, 70.0]
+        >>> [tracker.update(0.1 * i, loss) for i, loss in enumerate(losses)][-3:]
         [None, None, 'diverged']
-        >>> tracker.lrs, tracker.losses, tracker.stop_reason
-        ([0.1, 0.2, 0.4], [1.0, 0.5, 2.5], 'diverged')
+        >>> tracker.num_points, tracker.stop_reason
+        (11, 'diverged')
     """
 
     def __init__(
-        self, smoothing: float, divergence_threshold: float | None, max_skipped_steps: int = MAX_SKIPPED_STEPS
+        self,
+        smoothing: float,
+        divergence_threshold: float | None,
+        num_steps: int = 100,
+        max_skipped_steps: int = MAX_SKIPPED_STEPS,
     ) -> None:
         self.smoothing = smoothing
         self.divergence_threshold = divergence_threshold
+        self.head = max(3, int(round(LEVEL_FRACTION * num_steps)))
         self.max_skipped_steps = max_skipped_steps
         self._lrs: list[float] = []
         self._losses: list[float] = []
         self._running: list[float] = []
+        self._steps: list[float] = []  # |successive differences| of the losses: the noise
         self._average = 0.0
-        self._best = math.inf
+        self._lowest = math.inf
+        self._above = 0
         self._skipped = 0
         self._stop_reason: StopReason | None = None
+        self.nonfinite_lr: float | None = None
+        """The lr whose loss was NaN or infinite (the sweep stopped there), else ``None``."""
 
     def update(self, lr: float, loss: float, skipped: bool = False) -> StopReason | None:
         """Take one sweep step: its lr, its loss and whether AMP skipped it; return why to stop, or ``None``.
@@ -70,6 +91,7 @@ class LossTracker:
         if self._stop_reason is not None:
             raise RuntimeError(f"The sweep has stopped ({self._stop_reason}); start a new LossTracker.")
         if not math.isfinite(loss):
+            self.nonfinite_lr = lr
             return self._stop("non-finite loss")
         if skipped:
             self._skipped += 1
@@ -77,15 +99,24 @@ class LossTracker:
         self._skipped = 0
         beta = self.smoothing
         self._average = beta * self._average + (1 - beta) * loss
-        running = self._average / (1 - beta ** (len(self._lrs) + 1))
+        if self._losses:
+            self._steps.append(abs(loss - self._losses[-1]))
         self._lrs.append(lr)
         self._losses.append(loss)
-        self._running.append(running)
-        self._best = min(self._best, running)
-        threshold = self.divergence_threshold
-        if threshold is not None and len(self._lrs) > 1 and self._best > 0 and running > threshold * self._best:
+        self._running.append(self._average / (1 - beta ** len(self._lrs)))
+        self._lowest = min(self._lowest, loss)
+        if self._blown_up(loss):
             return self._stop("diverged")
         return None
+
+    def _blown_up(self, loss: float) -> bool:
+        if self.divergence_threshold is None or len(self._losses) <= self.head:
+            return False
+        level = statistics.median(self._losses[: self.head])
+        noise = 1.4826 * statistics.median(self._steps) / math.sqrt(2)
+        line = level + self.divergence_threshold * max(level - self._lowest, 3 * noise)
+        self._above = self._above + 1 if loss > line else 0
+        return self._above >= DIVERGENCE_CONFIRM
 
     def _stop(self, reason: StopReason) -> StopReason:
         self._stop_reason = reason

@@ -259,14 +259,19 @@ class OneCycleCallback(ParamGroupScheduler):
         return frozen_numbers(lrs)
 
 
-def _suggested_max_lr(provider: SuggestionProvider, factor: float, owner: str) -> float:
-    """The provider's suggestion times ``factor``, or a clear error when there is none."""
+def _suggested_max_lr(provider: SuggestionProvider, factor: float, owner: str) -> float | None:
+    """The provider's suggestion times ``factor``; without one, ``None`` (the configured lrs) and one warning.
+
+    A fit never fails after the sweep for want of a suggestion: the provider has said why it has none.
+    """
     suggestion = provider.suggested_lr
     if suggestion is None:
-        stop_reason = "the test has not run" if provider.result is None else provider.result.stop_reason
-        raise MisconfigurationException(
-            f"{owner} takes its max LR from {type(provider).__name__}, but it gave no suggestion"
-            f" (stop reason: {stop_reason})."
-            " Pass `max_lr=...` explicitly, or widen the range test (min_lr, max_lr, num_steps)."
+        why = "its test did not run" if provider.result is None else f"stop reason: {provider.result.stop_reason}"
+        rank_zero_warn(
+            f"{owner}: {type(provider).__name__} suggested no learning rate ({why}; its warning above says what"
+            " the curve showed), so the cycle peaks at the optimizer's configured lr. Pass `max_lr=...` to"
+            " choose the peak yourself.",
+            category=UserWarning,
         )
+        return None
     return suggestion * factor

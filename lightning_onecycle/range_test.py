@@ -28,7 +28,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any, cast
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -53,11 +53,12 @@ from lightning_onecycle.range_test_result import RangeTestResult
 from lightning_onecycle.schedules import LRSweep, SweepMode, check_bool, check_positive_finite
 from lightning_onecycle.suggestions import (
     DEFAULT_STRATEGY,
+    DIVERGENCE_RISE,
     StrategyName,
     SuggestionFn,
+    read_curve,
     resolve_strategy,
-    smooth_losses,
-    suggest,
+    suggest_from,
 )
 
 __all__ = ["LRRangeTestCallback", "RangeTestResult", "StopReason", "is_range_test_running"]
@@ -66,7 +67,6 @@ MIN_NUM_STEPS = 10
 """Fewer sweep points than this leave too little curve to suggest from."""
 COSTLY_SHARE = 0.25
 """A sweep that trains on more batches than this share of the fit's says so before it starts."""
-_DEFAULT_SUGGESTION = cast(StrategyName, DEFAULT_STRATEGY)  # a name in StrategyName (suggestions.py types it str)
 
 
 class LRRangeTestCallback(Callback):
@@ -75,8 +75,10 @@ class LRRangeTestCallback(Callback):
     Sweeps every param group's learning rate from ``min_lr`` to ``max_lr`` over
     ``num_steps`` optimizer steps (keeping the ratio between groups: the group
     with the largest configured lr follows the sweep), records the raw and
-    smoothed loss, stops early when the loss diverges or is not finite, and
-    suggests a learning rate. Then it restores model, optimizer, precision
+    smoothed loss, stops early when the loss blows up or is not finite, reads
+    the curve's shape (a descent, or a flat curve that only blows up) and
+    suggests a learning rate with a bracket and a confidence
+    (:mod:`~lightning_onecycle.suggestions`). Then it restores model, optimizer, precision
     plugin (AMP's GradScaler) and the random number generators, so that the
     training that follows (``stop_after_test=False``) is bit-identical to a run
     without the test. :class:`~lightning_onecycle.OneCycleCallback` with
@@ -120,16 +122,19 @@ class LRRangeTestCallback(Callback):
             will train on more than a quarter (:data:`COSTLY_SHARE`) of the fit's
             training batches says so (a ``PossibleUserWarning``) before it starts.
         mode: ``"exponential"`` (geometric spacing) or ``"linear"``.
-        smoothing: Beta of the bias-corrected running average of the loss that
-            the divergence stop watches, in [0, 1); 0 disables it. The suggestion
-            is made from a lag-free smoothing of the whole curve instead.
-        divergence_threshold: Stop when the running average of the loss exceeds this multiple of
-            its best value (checked when the best value is positive); ``None`` never stops early.
-        suggestion: ``"auto"`` (default: ``"edge"`` for SGD-style optimizers, ``"minimum"`` for
-            adaptive ones such as Adam or RMSprop, ``"minimum_nadam"`` for NAdam), a strategy
-            name in :data:`lightning_onecycle.suggestions.STRATEGIES` (``"edge"``, ``"minimum"``,
-            ``"minimum_nadam"``, ``"steepest"``, ``"min_div_10"``, ``"valley"``) or a callable
-            ``(lrs, smoothed_losses) -> lr | None``.
+        smoothing: Beta of the bias-corrected running average of the loss shown in the
+            progress bar and the CSV, in [0, 1); 0 is the raw loss. The suggestion reads a
+            lag-free smoothing of the whole curve instead.
+        divergence_threshold: Stop when the loss blows up: when it stands above its starting
+            level by this many times its scale (how far it has fallen so far, at least three
+            standard deviations of its noise) at three points in a row. Differences of losses
+            only, so an offset of the loss changes nothing. ``None`` never stops early (a
+            non-finite loss always does).
+        suggestion: ``"auto"`` (default: for a curve with a descent, ``"edge"`` for SGD-style
+            optimizers, ``"minimum"`` for adaptive ones such as Adam or RMSprop,
+            ``"minimum_nadam"`` for NAdam; for a curve without one that blows up,
+            ``"divergence"``), a strategy name in :data:`lightning_onecycle.suggestions.STRATEGIES`
+            or a callable ``(lrs, smoothed_losses) -> lr | None``.
         stop_after_test: ``False``: test, then train. ``True``: the fit ends after
             the test, without a training step.
         weight_decays: Run one sweep per weight decay from the same starting point
@@ -176,7 +181,7 @@ class LRRangeTestCallback(Callback):
         smoothing: float = 0.98,
         divergence_threshold: float | None = 4.0,
         # A name first (a config saves it as written), then a callable (a config's dotted path imports).
-        suggestion: StrategyName | SuggestionFn = _DEFAULT_SUGGESTION,
+        suggestion: StrategyName | SuggestionFn = DEFAULT_STRATEGY,
         stop_after_test: bool = False,
         weight_decays: Sequence[float] | None = None,
         update_attr: bool | str = False,
@@ -209,12 +214,8 @@ class LRRangeTestCallback(Callback):
                 f"Expected `smoothing` in [0, 1) (the EMA beta; 0 disables smoothing), but got {smoothing!r}."
             )
         if divergence_threshold is not None:
+            # A multiple of the loss's scale above its starting level: any positive number.
             check_positive_finite("divergence_threshold", divergence_threshold)
-            if divergence_threshold <= 1:
-                raise ValueError(
-                    f"Expected `divergence_threshold` > 1 (a multiple of the best smoothed loss) or None to never"
-                    f" stop early, but got {divergence_threshold!r}."
-                )
         resolve_strategy(suggestion)  # fail now on an unknown name
         self.suggestion = suggestion
         self.weight_decays = _check_weight_decays(weight_decays)
@@ -371,7 +372,7 @@ class LRRangeTestCallback(Callback):
         ratios = _lr_ratios(optimizer)
         accumulation = accumulation_factor(trainer)  # the first epoch's, as training will have it
         batches = _sweep_engine.Batches(trainer, pl_module)
-        tracker = LossTracker(self.smoothing, self.divergence_threshold)
+        tracker = LossTracker(self.smoothing, self.divergence_threshold, num_steps=self.sweep.num_steps)
         desc = "LR range test" if weight_decay is None else f"LR range test (wd={weight_decay:g})"
         bar = _sweep_engine.progress_bar(trainer, self.sweep.num_steps, desc) if self.progress_bar else None
         try:
@@ -392,23 +393,35 @@ class LRRangeTestCallback(Callback):
             if bar is not None:
                 bar.close()
         lrs, losses = tracker.lrs, tracker.losses
-        smoothed = smooth_losses(lrs, losses).tolist()
-        name, fn = resolve_strategy(
+        # The point whose loss was not finite is not recorded, but the curve is read as ending there.
+        ending = [] if tracker.nonfinite_lr is None else [tracker.nonfinite_lr]
+        rise = self.divergence_threshold or DIVERGENCE_RISE
+        reading = read_curve(lrs + ending, losses + [math.nan] * len(ending), divergence_rise=rise)
+        found = suggest_from(
+            reading,
             self.suggestion,
             adaptive=_param_groups.uses_adaptive_steps(optimizer),
             nadam=isinstance(optimizer, torch.optim.NAdam),
         )
-        return RangeTestResult(
+        result = RangeTestResult(
             lrs=lrs,
             losses=losses,
-            smoothed_losses=smoothed,
+            smoothed_losses=reading.smoothed[: len(lrs)].tolist(),
             running_losses=tracker.running_losses,
-            suggested_lr=suggest(lrs, smoothed, fn),
-            suggestion=name,
+            suggested_lr=found.lr,
+            suggestion=found.strategy,
             stop_reason=tracker.stop_reason or "completed",
             num_steps_run=tracker.num_points,
             weight_decay=weight_decay,
+            shape=reading.shape,
+            confidence=found.confidence,
+            suggestion_bracket=None if found.bracket is None else list(found.bracket),
+            divergence_lr=reading.divergence_lr,
+            nonfinite_lr=tracker.nonfinite_lr,
+            still_falling=reading.still_falling,
         )
+        result.message = _range_test_output.explain(result, self.sweep.min_lr, self.sweep.max_lr)
+        return result
 
     def _warn_if_costly(self, trainer: pl.Trainer) -> None:
         """Say up front when the sweep trains on more than :data:`COSTLY_SHARE` of the fit's batches.

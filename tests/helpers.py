@@ -185,6 +185,8 @@ class RangeTestModel(pl.LightningModule):
         return_dict: return ``{"loss": loss}`` from ``training_step``.
         overflow_at_call: in this (1-based) training_step call, add a term whose value is
             0 but whose gradient overflows fp16 (for AMP's skipped steps).
+        loss_scale, loss_offset: return ``loss_scale * loss + loss_offset`` (what training cannot see:
+            the offset changes no gradient, the scale changes none of Adam's steps).
     """
 
     def __init__(
@@ -200,6 +202,8 @@ class RangeTestModel(pl.LightningModule):
         generator: bool = False,
         return_dict: bool = False,
         overflow_at_call: int | None = None,
+        loss_scale: float = 1.0,
+        loss_offset: float = 0.0,
     ) -> None:
         super().__init__()
         import torchmetrics
@@ -212,6 +216,7 @@ class RangeTestModel(pl.LightningModule):
         self.nan_above_lr, self.rank_data, self.generator = nan_above_lr, rank_data, generator
         self.return_dict = return_dict
         self.overflow_at_call = overflow_at_call
+        self.loss_scale, self.loss_offset = loss_scale, loss_offset
         self.calls = 0
         self.before_transfers = 0
         self.after_transfers = 0
@@ -225,7 +230,7 @@ class RangeTestModel(pl.LightningModule):
         if torch.is_autocast_enabled("cpu"):
             self.autocast_dtypes.add(torch.get_autocast_dtype("cpu"))
         x, y = batch
-        loss = torch.nn.functional.mse_loss(self(x).float().squeeze(-1), y)
+        loss = self.loss_scale * torch.nn.functional.mse_loss(self(x).float().squeeze(-1), y) + self.loss_offset
         if self.calls == self.overflow_at_call:
             big = self.head.weight.float() * 1e38
             loss = loss + (big.sum() - big.sum().detach())

@@ -34,28 +34,44 @@ def test_no_smoothing_tracks_the_raw_loss() -> None:
     assert tracker.running_losses == [3.0, 1.0, 2.0]
 
 
-def test_divergence_is_above_threshold_times_the_best_and_the_point_is_recorded() -> None:
-    tracker = LossTracker(smoothing=0.0, divergence_threshold=4.0)
-    assert _feed(tracker, [1.0, 0.5, 2.0]) == [None, None, None]  # 2.0 is exactly 4 x 0.5: not above
-    assert tracker.update(0.04, 2.0001) == "diverged"
-    assert tracker.num_points == 4 and tracker.losses[-1] == 2.0001 and tracker.stop_reason == "diverged"
+def test_divergence_is_three_points_above_the_level_by_threshold_times_the_drop_and_they_are_recorded() -> None:
+    # num_steps=30: the starting level is the median of the first 3 points (2.0); the noise is the median
+    # step between points. The loss falls to 1.0 (drop 1.0), so the line is 2.0 + 4 * 1.0 = 6.0.
+    tracker = LossTracker(smoothing=0.0, divergence_threshold=4.0, num_steps=30)
+    assert _feed(tracker, [2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.0]) == [None] * 7
+    assert _feed(tracker, [6.0, 7.0, 7.0]) == [None, None, None]  # 6.0 is on the line, not above: no count
+    assert _feed(tracker, [7.0]) == ["diverged"]
+    assert tracker.num_points == 11 and tracker.losses[-3:] == [7.0, 7.0, 7.0] and tracker.stop_reason == "diverged"
 
 
-def test_divergence_needs_two_points_and_a_positive_best() -> None:
-    first = LossTracker(smoothing=0.0, divergence_threshold=2.0)
-    assert first.update(0.01, 100.0) is None  # one point: nothing to compare with
-    negative = LossTracker(smoothing=0.0, divergence_threshold=2.0)
-    assert _feed(negative, [-1.0, 50.0, 1e6]) == [None, None, None]  # a negative best: the ratio means nothing
-    never = LossTracker(smoothing=0.0, divergence_threshold=None)
-    assert _feed(never, [1.0, 1e9]) == [None, None]
+def test_one_spike_is_no_divergence() -> None:
+    tracker = LossTracker(smoothing=0.0, divergence_threshold=4.0, num_steps=30)
+    assert _feed(tracker, [2.0, 2.0, 2.0, 1.0, 50.0, 50.0, 1.0, 50.0, 1.0]) == [None] * 9
 
 
-def test_a_non_finite_loss_stops_without_recording() -> None:
+@pytest.mark.parametrize("offset", [0.0, -100.0, 1e3])
+def test_the_stop_depends_on_differences_of_losses_only(offset: float) -> None:
+    """Adding a constant to the loss (negative losses included) moves no decision."""
+    losses = [2.0, 2.1, 1.9, 2.0, 1.5, 1.0, 0.8, 0.9, 5.0, 9.0, 12.0, 20.0]
+    tracker = LossTracker(smoothing=0.0, divergence_threshold=4.0, num_steps=30)
+    stops = _feed(tracker, [loss + offset for loss in losses])
+    assert stops == [None] * 10 + [None, "diverged"]
+
+
+def test_no_divergence_stop_before_the_level_is_read_nor_without_a_threshold() -> None:
+    early = LossTracker(smoothing=0.0, divergence_threshold=2.0, num_steps=100)  # the level needs 10 points
+    assert _feed(early, [1.0] * 3 + [1e6] * 7) == [None] * 10
+    never = LossTracker(smoothing=0.0, divergence_threshold=None, num_steps=30)
+    assert _feed(never, [1.0] * 3 + [1e9] * 5) == [None] * 8
+
+
+def test_a_non_finite_loss_stops_without_recording_and_keeps_its_lr() -> None:
     for bad in (math.nan, math.inf, -math.inf):
         tracker = LossTracker(smoothing=0.98, divergence_threshold=4.0)
         _feed(tracker, [1.0, 0.9])
         assert tracker.update(0.5, bad) == "non-finite loss"
         assert tracker.num_points == 2 and tracker.stop_reason == "non-finite loss"
+        assert tracker.nonfinite_lr == 0.5
 
 
 def test_a_non_finite_loss_on_a_skipped_step_counts_as_non_finite() -> None:

@@ -878,14 +878,15 @@ def test_any_suggestion_provider_among_the_callbacks_gives_the_peak(tmp_path, pr
     assert [v[0] for v in probe.lrs] == pytest.approx(lrs, rel=1e-12)
 
 
-def test_a_provider_without_a_suggestion_is_named_in_the_error(tmp_path, probe):
+def test_a_provider_without_a_suggestion_leaves_the_configured_peak_with_one_warning(tmp_path, probe):
+    """A fit never fails after the sweep for want of a suggestion: it trains, peaking at the configured lr."""
     finder = _FixedFinder(None)
     trainer = make_trainer(tmp_path, [finder, OneCycleCallback(max_lr=finder), probe])
-    with pytest.raises(
-        MisconfigurationException, match=r"from _FixedFinder, but it gave no suggestion \(stop reason: searched\)"
-    ):
-        trainer.fit(TinyClassifier())
-    assert probe.lrs == []
+    with pytest.warns(UserWarning, match=r"_FixedFinder suggested no learning rate \(stop reason: searched") as seen:
+        trainer.fit(TinyClassifier(lr=0.05))
+    assert sum("suggested no learning rate" in str(w.message) for w in seen) == 1
+    lrs, _ = _expected(0.05, 16)
+    assert [step[0] for step in probe.lrs] == pytest.approx(lrs, rel=1e-12)
 
 
 def test_a_provider_passed_as_max_lr_must_be_among_the_callbacks(tmp_path):

@@ -1,0 +1,190 @@
+"""What the range test makes of the curves it sweeps, through a real Trainer: invariances, curves without
+a descent, messages, and the confidence in the log, the JSON and TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_onecycle import LRRangeTestCallback, OneCycleCallback, OneCycleSchedule
+from lightning_onecycle.suggestions import DIVERGENCE_MARGIN
+
+from helpers import OptimizerProbe, RangeTestModel, make_trainer
+
+
+def _sweep(tmp_path, make_model: Any, **kwargs: Any) -> LRRangeTestCallback:
+    """A test-only range test of a model built after seeding (same weights and dropout for equal arguments)."""
+    pl.seed_everything(3)
+    model = make_model()
+    settings: dict[str, Any] = {"min_lr": 1e-4, "max_lr": 10.0, "num_steps": 40, "stop_after_test": True}
+    range_test = LRRangeTestCallback(**{**settings, **kwargs}, dirpath=tmp_path / "rt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        make_trainer(tmp_path, [range_test]).fit(model)
+    return range_test
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_an_offset_of_the_loss_changes_no_suggestion(tmp_path, optimizer: str) -> None:
+    """loss + 100 has the gradients of loss: the sweep is the same, its losses 100 higher, the reading equal."""
+    plain = _sweep(tmp_path, lambda: RangeTestModel(optimizer=optimizer)).result
+    shifted = _sweep(tmp_path, lambda: RangeTestModel(optimizer=optimizer, loss_offset=100.0)).result
+    assert plain.suggested_lr is not None
+    finite = [(a, b) for a, b in zip(plain.losses, shifted.losses) if abs(a) < 1e4]  # before the blow-up
+    assert len(finite) > 20 and [b - a for a, b in finite] == pytest.approx([100.0] * len(finite), abs=1e-3)
+    for field in ("suggested_lr", "suggestion", "shape", "confidence", "suggestion_bracket", "stop_reason"):
+        assert getattr(shifted, field) == getattr(plain, field), field
+
+
+def test_for_adam_a_scale_of_the_loss_changes_no_suggestion(tmp_path) -> None:
+    """Adam normalises the gradient's scale away (up to its eps): 10 * loss sweeps as loss does."""
+    plain = _sweep(tmp_path, lambda: RangeTestModel(optimizer="adamw")).result
+    scaled = _sweep(tmp_path, lambda: RangeTestModel(optimizer="adamw", loss_scale=10.0)).result
+    assert plain.suggested_lr is not None
+    assert scaled.suggested_lr == pytest.approx(plain.suggested_lr, rel=1e-6)
+    assert (scaled.suggestion, scaled.shape) == (plain.suggestion, plain.shape)
+
+
+class AtChanceModel(pl.LightningModule):
+    """8 Linear layers of width 32 with ReLU at PyTorch's default initialisation (no normalisation): the
+    signal fades layer by layer, and the loss sits at ln 4 through the sweep until it blows up."""
+
+    def __init__(self, seed: int = 2) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        layers: list[nn.Module] = [nn.Linear(2, 32), nn.ReLU()]
+        for _ in range(6):
+            layers += [nn.Linear(32, 32), nn.ReLU()]
+        self.net = nn.Sequential(*layers, nn.Linear(32, 4))
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return nn.functional.cross_entropy(self.net(x), y)
+
+    def train_dataloader(self) -> DataLoader:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(256, 2, generator=g)
+        y = (x[:, 0] > 0).long() * 2 + (x[:, 1] > 0).long()
+        return DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True, generator=g)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01, momentum=0.9)
+
+
+def test_a_network_at_chance_gets_the_divergence_rule_and_the_fit_trains_at_it(tmp_path) -> None:
+    """The two-line recipe does not crash on a curve without a descent: 1cycle peaks at the blow-up / margin."""
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=100.0, num_steps=60, dirpath=tmp_path / "rt")
+    probe = OptimizerProbe()
+    trainer = make_trainer(tmp_path, [range_test, OneCycleCallback(), probe])
+    with pytest.warns(UserWarning, match="did not fall during the sweep .* until it blew up at lr"):
+        trainer.fit(AtChanceModel())
+    result = range_test.result
+    training = probe.lrs[-trainer.global_step :]  # the probe saw the sweep's steps too
+    assert (result.shape, result.suggestion, result.confidence) == ("flat", "divergence", "low")
+    assert result.suggested_lr == pytest.approx(result.divergence_lr / DIVERGENCE_MARGIN)
+    schedule = OneCycleSchedule(max_lr=result.suggested_lr, total_steps=len(training))
+    assert [step[0] for step in training] == pytest.approx([schedule.lr(k) for k in range(len(training))])
+    assert "blew up" in result.message
+
+
+class RandomLabelModel(RangeTestModel):
+    """Nothing to learn: labels independent of the inputs, and a sweep too low to blow anything up."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, _ = batch
+        labels = torch.randint(0, 2, (len(x),), generator=torch.Generator().manual_seed(batch_idx))
+        return nn.functional.binary_cross_entropy_with_logits(self(x).squeeze(-1), labels.float())
+
+
+def test_a_flat_curve_without_a_blow_up_gets_no_suggestion_and_the_fit_trains_at_the_configured_lr(
+    tmp_path,
+) -> None:
+    range_test = LRRangeTestCallback(min_lr=1e-6, max_lr=1e-4, num_steps=40, dirpath=tmp_path / "rt")
+    probe = OptimizerProbe()
+    trainer = make_trainer(tmp_path, [range_test, OneCycleCallback(), probe], max_epochs=1)
+    with pytest.warns(UserWarning) as seen:
+        trainer.fit(RandomLabelModel(lr=0.02))
+    result = range_test.result
+    training = probe.lrs[-trainer.global_step :]  # the probe saw the sweep's steps too
+    assert result.shape == "flat-without-divergence" and result.suggested_lr is None
+    messages = [str(w.message) for w in seen]
+    assert any("neither fell nor blew up between lr 1e-06 and 0.0001" in m for m in messages)
+    assert sum("suggested no learning rate" in m for m in messages) == 1  # OneCycleCallback's, once
+    schedule = OneCycleSchedule(max_lr=0.02, total_steps=len(training))
+    assert [step[0] for step in training] == pytest.approx([schedule.lr(k) for k in range(len(training))])
+
+
+class ConstantLossModel(RangeTestModel):
+    """A loss whose gradient never reaches the parameters (the output multiplied by 0)."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, _ = batch
+        return 0.0 * self(x).sum() + 1.0
+
+
+def test_a_constant_loss_says_the_gradients_may_not_reach_the_parameters(tmp_path) -> None:
+    range_test = _sweep(tmp_path, ConstantLossModel)
+    assert range_test.result.shape == "flat-without-divergence" and range_test.suggested_lr is None
+    assert "parameters without gradients" in range_test.result.message
+
+
+def test_a_nan_at_the_first_step_names_its_lr_and_not_the_sweep(tmp_path) -> None:
+    range_test = _sweep(tmp_path, lambda: RangeTestModel(nan_above_lr=0.0))
+    result = range_test.result
+    assert result.stop_reason == "non-finite loss" and result.num_steps_run == 0
+    assert result.nonfinite_lr == pytest.approx(1e-4) and result.suggested_lr is None
+    assert "NaN or infinite at lr 0.0001, after 0 sweep step(s)" in result.message
+    assert "not from the lr" in result.message
+
+
+def test_a_nan_past_the_descent_ends_the_curve_where_it_happened(tmp_path) -> None:
+    range_test = _sweep(tmp_path, lambda: RangeTestModel(nan_above_lr=0.05), max_lr=10.0, num_steps=60)
+    result = range_test.result
+    assert result.stop_reason == "non-finite loss"
+    assert result.nonfinite_lr is not None and result.nonfinite_lr > 0.05 >= result.lrs[-1]
+    assert result.divergence_lr is not None and result.divergence_lr <= result.nonfinite_lr
+
+
+def test_a_sweep_that_ends_while_the_loss_still_falls_says_so(tmp_path) -> None:
+    with pytest.warns(UserWarning, match="still falling at the sweep's last lr"):
+        range_test = LRRangeTestCallback(min_lr=1e-3, max_lr=0.05, num_steps=40, stop_after_test=True)
+        make_trainer(tmp_path, [range_test]).fit(RangeTestModel(n_batches=20))
+    result = range_test.result
+    assert result.still_falling and result.confidence == "low" and result.suggested_lr is not None
+
+
+def test_the_confidence_and_bracket_are_in_the_log_the_json_and_tensorboard(tmp_path, lightning_log) -> None:
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = TensorBoardLogger(tmp_path, name="tb")
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=40, stop_after_test=True)
+    make_trainer(tmp_path, [range_test], logger=logger).fit(RangeTestModel())
+    result = range_test.result
+    low, high = result.suggestion_bracket
+    assert low <= result.suggested_lr <= high and result.confidence in ("high", "medium", "low")
+    line = next(r.getMessage() for r in lightning_log.records if "suggested lr" in r.getMessage())
+    assert f"{result.confidence} confidence, bracket {low:.3g}-{high:.3g}" in line
+    written = json.loads((tmp_path / "tb" / "version_0" / "lr_range_test.json").read_text())
+    assert (written["confidence"], written["suggestion_bracket"], written["shape"]) == (
+        result.confidence,
+        [low, high],
+        result.shape,
+    )
+    events = EventAccumulator(logger.log_dir, size_guidance={"scalars": 0, "tensors": 0})
+    events.Reload()
+    scalars = {tag: events.Scalars(tag)[0].value for tag in events.Tags()["scalars"]}
+    assert scalars["range_test/suggested_lr"] == pytest.approx(result.suggested_lr, rel=1e-6)
+    assert (scalars["range_test/suggested_lr_low"], scalars["range_test/suggested_lr_high"]) == pytest.approx(
+        (low, high), rel=1e-6
+    )
+    text = events.Tensors("range_test/summary/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert f"{result.confidence} confidence" in text and math.isfinite(result.suggested_lr)
