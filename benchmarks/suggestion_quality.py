@@ -1,28 +1,40 @@
-"""Is the LR that a range test suggests actually good?
+"""Is the LR that a range test suggests actually good? Measured against a grid search, per task set.
 
-For each task: a grid search of 1cycle max LRs (quarter-decade grid, best
-validation accuracy over epochs, averaged over seeds) is the reference. Then
-each range test (ours with every suggestion strategy, Lightning's
-``Tuner.lr_find`` and ``torch_lr_finder.LRFinder``) sweeps the same LR range on
-a fresh model, and 1cycle training at its suggestion gives its accuracy.
-Regret = grid best - achieved, in percentage points.
+For each task of ``_suite.py`` (the first suite's 14 ``legacy`` tasks, the ``dev``
+set the rules were chosen on, the ``test`` set written down before any run on it):
 
-    python benchmarks/suggestion_quality.py [--tasks ...] [--seeds N] [--reuse-grid] [--quick]
+1. a grid search of 1cycle max LRs (half decades over the task's range, then the quarter
+   decades either side of the best), the mean over seeds of the best validation score over
+   the epochs (accuracy, or the loss of a regression) is the reference;
+2. each range test (ours: the callback with its defaults; Lightning's ``Tuner.lr_find``;
+   ``torch_lr_finder.LRFinder``) sweeps 1e-7..10 in 100 steps on a fresh model per seed,
+   and 1cycle trains at its suggestion with the same seed;
+3. regret = grid best - score at the suggestion, in points of accuracy (pp), or for a loss
+   the excess over the best loss, in percent. No suggestion scores 0 accuracy (or an
+   infinite loss).
 
-Writes benchmarks/results/suggestion_quality.{json,md}; the JSON also caches
-the grid for ``--reuse-grid``. ``--quick`` (1 task, 5 grid points, 1 seed)
-only prints.
+Everything is cached per task in ``results/cache/<task>.json`` (grid runs, peers'
+suggestions, trainings at any suggested LR, and the raw curves used to choose the rules),
+so a rerun only trains what is new. Ours is rerun when the library's sweep or suggestion
+code changes (a fingerprint of those sources is cached with it).
+
+    python benchmarks/suggestion_quality.py [--set legacy dev test] [--tasks ...] [--quick]
+
+Writes ``results/suggestion_quality.{md,json}``; ``--quick`` (one task, seed 0) only prints.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
 import json
 import logging
 import math
+import os
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -31,19 +43,22 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from _tasks import TASKS, Task
+from _suite import TASKS, Task
 from lightning.pytorch.tuner import Tuner
 from torch_lr_finder import LRFinder
 
+import lightning_onecycle
 from lightning_onecycle import LRRangeTestCallback, OneCycleCallback
-from lightning_onecycle.suggestions import DEFAULT_STRATEGY, STRATEGIES, edge_at, suggest
 
 SWEEP = {"min_lr": 1e-7, "max_lr": 10.0, "num_steps": 100}  # the same exponential sweep for every range test
-CURVE_MINIMUM = "(reference) our curve's minimum"
+SEEDS = {"legacy": 5, "dev": 3, "test": 3}
+OURS = "ours (default)"
+PEERS = ("Lightning lr_find", "torch-lr-finder")
 GRID_ONE_SEED = "(reference) grid search, one run per LR"
-PROBE_FACTORS = (10**-0.25, 1.0, 10**0.25)  # candidates around the suggestion, a quarter decade apart
-PROBE_FRACTION = 3  # each probe is a 1cycle run over a third of the task's epochs
-RESULTS = Path(__file__).parent / "results" / "suggestion_quality"
+RESULTS = Path(__file__).parent / "results"
+CACHE = RESULTS / "cache"
+# The library code behind our suggestion: a change reruns our range tests.
+FINGERPRINTED = ("suggestions.py", "loss_tracking.py", "range_test.py", "_sweep_engine.py", "_param_groups.py")
 
 
 def trainer(**kwargs) -> pl.Trainer:
@@ -53,364 +68,349 @@ def trainer(**kwargs) -> pl.Trainer:
     )
 
 
-def train_one_cycle(
-    task: Task, max_lr: float, seed: int, epochs: int | None = None, callbacks: list[pl.Callback] | None = None
-) -> float:
-    """Best validation accuracy over the epochs of one 1cycle run (``task.epochs`` unless ``epochs``)."""
+def fingerprint() -> str:
+    root = Path(lightning_onecycle.__file__).parent
+    digest = hashlib.sha256()
+    for name in FINGERPRINTED:
+        digest.update((root / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def key(lr: float) -> str:
+    return f"{lr:.6g}"
+
+
+def train_one_cycle(task: Task, max_lr: float, seed: int) -> float:
+    """The best validation score over the epochs of one 1cycle run (highest accuracy, lowest loss)."""
     pl.seed_everything(seed, verbose=False)
     model, (train, val) = task.model(), task.loaders(seed)
-    callbacks = [OneCycleCallback(max_lr=max_lr), *(callbacks or [])]
-    trainer(max_epochs=epochs or task.epochs, callbacks=callbacks).fit(model, train, val)
-    return max(model.val_accs)
+    trainer(max_epochs=task.epochs, callbacks=[OneCycleCallback(max_lr=max_lr)]).fit(model, train, val)
+    bad = 0.0 if task.higher_is_better else math.inf
+    scores = [s if math.isfinite(s) else bad for s in model.scores] or [bad]
+    return max(scores) if task.higher_is_better else min(scores)
 
 
-class LossRecorder(pl.Callback):
-    """The training loss of every step."""
+class Cache:
+    """One task's runs and range tests, on disk."""
 
-    def __init__(self) -> None:
-        self.losses: list[float] = []
+    def __init__(self, task: Task, write: bool = True) -> None:
+        self.task, self.write = task, write
+        self.path = CACHE / f"{task.name}.json"
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
+        for name in ("runs", "sweeps", "peers", "ours"):
+            self.data.setdefault(name, {})
+        self.data.setdefault("seconds", [])
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
-        self.losses.append(float(outputs["loss"]))
+    def save(self) -> None:
+        if self.write:
+            CACHE.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.data))
 
-    def final_loss(self) -> float:
-        """Mean over the last quarter of the steps; inf if any step's loss was not finite."""
-        tail = self.losses[-max(1, len(self.losses) // 4) :]
-        return statistics.mean(tail) if all(map(math.isfinite, self.losses)) else math.inf
+    def score(self, lr: float | None, seed: int) -> float | None:
+        """The score of 1cycle at ``lr`` with ``seed`` (trained once); ``None`` for no suggestion."""
+        if lr is None:
+            return None
+        runs = self.data["runs"].setdefault(key(lr), {})
+        if str(seed) not in runs:
+            began = time.perf_counter()
+            runs[str(seed)] = train_one_cycle(self.task, lr, seed)
+            self.data["seconds"].append(time.perf_counter() - began)
+            self.save()
+        return runs[str(seed)]
 
 
-# --- range tests: each returns {method name: suggested lr or None} for a fresh model ---
+def grid_lrs(task: Task, cache: Cache, seeds: list[int], points: int | None = None) -> list[float]:
+    """Half decades over the task's range, then the quarter decades either side of the best."""
+    lo, hi = (round(2 * math.log10(v)) for v in task.grid_range)
+    coarse = [10 ** (k / 2) for k in range(lo, hi + 1)]
+    if points is not None:  # --quick: a few points around the middle
+        middle = len(coarse) // 2
+        coarse = coarse[max(0, middle - points // 2) : middle + points // 2 + 1]
+    for lr in coarse:
+        for seed in seeds:
+            cache.score(lr, seed)
+    means = [statistics.mean(cache.data["runs"][key(lr)][str(s)] for s in seeds) for lr in coarse]
+    best = coarse[int(np.argmax(means) if task.higher_is_better else np.argmin(means))]
+    fine = [best * 10**-0.25, best * 10**0.25] if points is None else []
+    for lr in fine:
+        for seed in seeds:
+            cache.score(lr, seed)
+    # Every point with all seeds (the first suite's cached quarter-decade grid included).
+    complete = [float(k) for k, runs in cache.data["runs"].items() if all(str(s) in runs for s in seeds)]
+    within = [lr for lr in complete if coarse[0] / 1.01 <= lr <= coarse[-1] * 1.01]
+    return sorted(set(within) | set(coarse) | set(fine), key=float)
 
 
-def ours(task: Task, seed: int) -> dict[str, float | None]:
-    """One sweep of our callback with its default suggestion; every other strategy reads the same curve."""
+# --- range tests: each returns {"lr": suggestion or None, "seconds": wall time, ...} ----------------
+
+
+def ours(task: Task, seed: int) -> dict:
+    """The callback with its defaults, as a user gets it (test only: the fit ends after it)."""
     pl.seed_everything(seed, verbose=False)
     model, (train, _) = task.model(), task.loaders(seed)
-    test = LRRangeTestCallback(**SWEEP, stop_after_test=True, save_files=False)
+    test = LRRangeTestCallback(**SWEEP, stop_after_test=True, save_files=False, progress_bar=False)
+    began = time.perf_counter()
     trainer(max_epochs=1, callbacks=[test]).fit(model, train)
-    lrs, losses = test.result.lrs, test.result.smoothed_losses
-    suggestions = {f"ours: {DEFAULT_STRATEGY}": test.result.suggested_lr}  # what a user gets, optimizer-aware
-    suggestions |= {f"ours: {name}": suggest(lrs, losses, fn) for name, fn in CANDIDATES.items()}
-    # Not a strategy: where the curve bottoms out, to show how far below it the best max LR lies.
-    suggestions[CURVE_MINIMUM] = lrs[int(np.argmin(losses))]
-    return suggestions
+    result = test.result
+    return {
+        "lr": result.suggested_lr,
+        "seconds": time.perf_counter() - began,
+        "suggestion": result.suggestion,
+        "shape": getattr(result, "shape", None),
+        "confidence": getattr(result, "confidence", None),
+        "bracket": getattr(result, "suggestion_bracket", None),
+        "steps": result.num_steps_run,
+    }
 
 
-def lightning_lr_find(task: Task, seed: int) -> dict[str, float | None]:
+def raw_sweep(task: Task, seed: int) -> dict:
+    """A sweep without the divergence stop, its raw losses kept: what the rules were chosen on."""
     pl.seed_everything(seed, verbose=False)
     model, (train, _) = task.model(), task.loaders(seed)
+    test = LRRangeTestCallback(
+        **SWEEP, stop_after_test=True, save_files=False, progress_bar=False, divergence_threshold=None
+    )
+    trainer(max_epochs=1, callbacks=[test]).fit(model, train)
+    optimizer = type(model.configure_optimizers()).__name__
+    return {"lrs": test.result.lrs, "losses": test.result.losses, "optimizer": optimizer}
+
+
+def lightning_lr_find(task: Task, seed: int) -> dict:
+    pl.seed_everything(seed, verbose=False)
+    model, (train, _) = task.model(), task.loaders(seed)
+    began = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:  # lr_find writes a temporary checkpoint there
         finder = Tuner(trainer(max_epochs=-1, default_root_dir=tmp)).lr_find(
             model, train_dataloaders=train, min_lr=SWEEP["min_lr"], max_lr=SWEEP["max_lr"],
             num_training=SWEEP["num_steps"], update_attr=False,
         )
-    return {"Lightning lr_find": finder.suggestion()}
+    return {"lr": finder.suggestion(), "seconds": time.perf_counter() - began}
 
 
-def torch_lr_finder(task: Task, seed: int) -> dict[str, float | None]:
+def torch_lr_finder(task: Task, seed: int) -> dict:
     pl.seed_everything(seed, verbose=False)
     model, (train, _) = task.model(), task.loaders(seed)
-    finder = LRFinder(model, model.configure_optimizers(), torch.nn.CrossEntropyLoss(), device="cpu")
+    began = time.perf_counter()
+    finder = LRFinder(model, model.configure_optimizers(), model.criterion, device="cpu")
     finder.range_test(train, start_lr=SWEEP["min_lr"], end_lr=SWEEP["max_lr"], num_iter=SWEEP["num_steps"])
-    # The rule of LRFinder.plot(suggest_lr=True) in torch-lr-finder 0.2.2: steepest
-    # np.gradient of the smoothed loss per sweep step, without the first 10 and last 5 points.
+    # The rule of LRFinder.plot(suggest_lr=True) in torch-lr-finder 0.2.2: steepest np.gradient of
+    # the smoothed loss per sweep step, without the first 10 and last 5 points.
     lrs, losses = finder.history["lr"][10:-5], finder.history["loss"][10:-5]
-    return {"torch-lr-finder": lrs[int(np.argmin(np.gradient(losses)))] if len(lrs) >= 2 else None}
+    lr = lrs[int(np.argmin(np.gradient(losses)))] if len(lrs) >= 2 else None
+    return {"lr": lr, "seconds": time.perf_counter() - began}
 
 
-RANGE_TESTS = [ours, lightning_lr_find, torch_lr_finder]
-# The library's strategies, plus variants under study (not in the library).
-CANDIDATES = {**STRATEGIES, "edge/3 (previous default)": lambda lrs, losses: edge_at(lrs, losses, divisor=3.0)}
+PEER_TESTS = {"Lightning lr_find": lightning_lr_find, "torch-lr-finder": torch_lr_finder}
 
 
-# --- the benchmark ---
+def quietly(fn, *args):
+    """Run ``fn`` with the peers' progress bars and "the loss has diverged" prints silenced."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return fn(*args)
 
 
-def grid_search(task: Task, lrs: list[float], seeds: list[int]) -> dict:
-    accs = [[train_one_cycle(task, lr, s) for s in seeds] for lr in lrs]
-    return {"lrs": lrs, "seeds": seeds, "epochs": task.epochs, "accs": accs}
+# --- scoring ---------------------------------------------------------------------------------------
 
 
-def one_run_per_lr(grid: dict) -> dict[str, list[float]] | None:
-    """What a grid search with one training run per LR finds: for each seed, the LR its runs rank first.
+def regret(task: Task, best: float, scores: list[float | None]) -> float:
+    """Accuracy: best - mean score, in pp (no suggestion scores 0). Loss: mean loss / best - 1, in %."""
+    if task.higher_is_better:
+        return 100 * (best - statistics.mean(s if s is not None else 0.0 for s in scores))
+    losses = [s if s is not None else math.inf for s in scores]
+    mean = statistics.mean(losses) if all(map(math.isfinite, losses)) else math.inf
+    return 100 * (mean / best - 1)
 
-    Scored like a suggestion: at the LR seed ``i``'s runs pick, the mean accuracy of
-    the *other* seeds' runs (a fresh run at the chosen LR, not the lucky run that chose
-    it). ``None`` with fewer than two seeds.
+
+def one_run_per_lr(lrs: list[float], scores: np.ndarray, higher: bool) -> tuple[list[float], list[float]] | None:
+    """What a grid search with one training run per LR finds: for each seed, the LR its own runs rank first,
+    scored by the mean of the *other* seeds' runs there (a fresh run, not the lucky one that chose it).
+
+    Args:
+        lrs: The grid.
+        scores: One row per LR, one column per seed.
+        higher: Whether a higher score is better.
 
     Example::
 
-        >>> one_run_per_lr({"lrs": [0.1, 1.0], "accs": [[0.5, 0.9, 0.6], [0.8, 0.7, 0.8]]})
-        {'lrs': [1.0, 0.1, 1.0], 'accs': [0.75, 0.55, 0.75]}
+        >>> one_run_per_lr([0.1, 1.0], np.array([[0.5, 0.9, 0.6], [0.8, 0.7, 0.8]]), higher=True)
+        ([1.0, 0.1, 1.0], [0.75, 0.55, 0.75])
     """
-    accs = np.asarray(grid["accs"], dtype=float)  # one row per LR, one column per seed
-    if accs.ndim != 2 or accs.shape[1] < 2:
+    if scores.ndim != 2 or scores.shape[1] < 2:
         return None
-    picks = [int(np.argmax(accs[:, i])) for i in range(accs.shape[1])]
-    return {
-        "lrs": [grid["lrs"][j] for j in picks],
-        "accs": [float(np.delete(accs[j], i).mean()) for i, j in enumerate(picks)],
-    }
+    picks = [int(np.argmax(col) if higher else np.argmin(col)) for col in scores.T]
+    return [lrs[j] for j in picks], [float(np.delete(scores[j], i).mean()) for i, j in enumerate(picks)]
 
 
-def window(lrs: list[float], mean_accs: list[float], within: float) -> float:
-    """Decades spanned by the grid LRs whose accuracy is within ``within`` of the best."""
-    good = [lr for lr, acc in zip(lrs, mean_accs) if acc >= max(mean_accs) - within]
+def window(lrs: list[float], means: list[float], higher: bool, within: float) -> float:
+    """Decades spanned by the grid LRs within ``within`` of the best (accuracy points, or loss ratio)."""
+    best = max(means) if higher else min(means)
+    good = [lr for lr, m in zip(lrs, means) if (m >= best - within if higher else m <= best * (1 + within))]
     return math.log10(max(good) / min(good))
 
 
-class Trainings:
-    """Full 1cycle trainings of one task by (max LR, seed), each run once (strategies often agree),
-    with their wall times for the grid search's cost estimate."""
-
-    def __init__(self, task: Task) -> None:
-        self.task = task
-        self.accs: dict[tuple[float, int], float] = {}
-        self.seconds: list[float] = []
-
-    def accuracy(self, lr: float | None, seed: int) -> float | None:
-        """Best validation accuracy of the training at ``lr``; ``None`` for no suggestion."""
-        if lr is None:
-            return None
-        if (lr, seed) not in self.accs:
-            began = time.perf_counter()
-            self.accs[lr, seed] = train_one_cycle(self.task, lr, seed)
-            self.seconds.append(time.perf_counter() - began)
-        return self.accs[lr, seed]
-
-
-def evaluate(task: Task, grid: dict) -> dict:
-    seeds = grid["seeds"]
-    means = [statistics.mean(a) for a in grid["accs"]]
-    best = int(np.argmax(means))
+def evaluate(task: Task, seeds: list[int], quick: bool, write: bool) -> dict:
+    cache = Cache(task, write=write)
+    lrs = grid_lrs(task, cache, seeds, points=3 if quick else None)
+    scores = np.array([[cache.data["runs"][key(lr)][str(s)] for s in seeds] for lr in lrs])
+    means = scores.mean(axis=1)
+    best_i = int(np.argmax(means) if task.higher_is_better else np.argmin(means))
+    best = float(means[best_i])
     report = {
-        "description": task.description,
-        "grid": grid,
-        "best_lr": grid["lrs"][best],
-        "best_acc": means[best],
-        "window_decades": {"1pp": window(grid["lrs"], means, 0.01), "5pp": window(grid["lrs"], means, 0.05)},
+        "description": task.description, "family": task.family, "split": task.split, "metric": task.metric,
+        "grid": {"lrs": lrs, "means": means.tolist()}, "best_lr": lrs[best_i], "best": best,
+        "window_decades": window(lrs, means.tolist(), task.higher_is_better, 0.01),
         "methods": {},
     }
-    trained = Trainings(task)
-    for range_test in RANGE_TESTS:
-        for seed in seeds:
-            start = time.perf_counter()
-            # Quiet the peers' progress bars and "Stopping early, the loss has diverged".
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                suggestions = range_test(task, seed)
-            seconds = time.perf_counter() - start
-            for method, lr in suggestions.items():
-                entry = report["methods"].setdefault(method, {"lrs": [], "accs": [], "seconds": []})
-                entry["lrs"].append(lr)
-                entry["accs"].append(trained.accuracy(lr, seed))
-                entry["seconds"].append(seconds)
-    report["methods"].update(probe_suggestions(task, seeds, report["methods"][f"ours: {DEFAULT_STRATEGY}"], trained))
-    picked = one_run_per_lr(grid)
-    if picked is not None:  # its "range test" is the whole grid: one training run per grid LR
-        cost = len(grid["lrs"]) * statistics.mean(trained.seconds) if trained.seconds else math.nan
-        report["methods"][GRID_ONE_SEED] = {**picked, "seconds": [cost] * len(seeds)}
-    for entry in report["methods"].values():
-        # A range test that suggests nothing scores chance level: 0 accuracy for that seed.
-        entry["acc"] = statistics.mean(a if a is not None else 0.0 for a in entry["accs"])
-        entry["regret_pp"] = 100 * (report["best_acc"] - entry["acc"])
+    stamp = fingerprint()
+    for seed in seeds:
+        entry = cache.data["ours"].get(str(seed))
+        if entry is None or entry.get("fingerprint") != stamp:
+            cache.data["ours"][str(seed)] = {**quietly(ours, task, seed), "fingerprint": stamp}
+            cache.save()
+        for name, run in PEER_TESTS.items():
+            if str(seed) not in cache.data["peers"].get(name, {}):
+                found = quietly(run, task, seed)
+                cache.data["peers"].setdefault(name, {})[str(seed)] = found["lr"]
+                cache.data["peers"].setdefault(f"{name} seconds", {})[str(seed)] = found["seconds"]
+                cache.save()
+    rows = {OURS: [cache.data["ours"][str(s)]["lr"] for s in seeds]}
+    rows |= {name: [cache.data["peers"][name][str(s)] for s in seeds] for name in PEERS}
+    seconds = {OURS: [cache.data["ours"][str(s)]["seconds"] for s in seeds]}
+    seconds |= {name: [cache.data["peers"][f"{name} seconds"].get(str(s), math.nan) for s in seeds] for name in PEERS}
+    for name, suggested in rows.items():
+        achieved = [cache.score(lr, s) for lr, s in zip(suggested, seeds)]
+        report["methods"][name] = {
+            "lrs": suggested, "scores": achieved, "regret": regret(task, best, achieved),
+            "seconds": statistics.mean(seconds[name]),
+        }
+    picked = one_run_per_lr(lrs, scores, task.higher_is_better)
+    if picked is not None:
+        report["methods"][GRID_ONE_SEED] = {"lrs": picked[0], "scores": picked[1], "regret": regret(task, best, picked[1])}
+    report["ours"] = [cache.data["ours"][str(s)] for s in seeds]
+    training = cache.data["seconds"]
+    report["training_seconds"] = statistics.median(training) if training else None
+    if not quick and task.split != "test" and not any(str(s) in cache.data["sweeps"] for s in seeds):
+        for seed in seeds:  # the raw curves the rules are chosen on (development sets only)
+            cache.data["sweeps"][str(seed)] = quietly(raw_sweep, task, seed)
+        cache.save()
     return report
 
 
-def probe_suggestions(task: Task, seeds: list[int], ours: dict, trained: Trainings) -> dict:
-    """A confirmation step after the range test: short 1cycle runs at the suggestion and a quarter
-    decade either side; the winner by each rule in :data:`PROBE_RULES` gets the full training."""
-    rows: dict[str, dict[str, list]] = {name: {"lrs": [], "accs": [], "seconds": []} for name in PROBE_RULES}
-    for seed, lr, seconds in zip(seeds, ours["lrs"], ours["seconds"]):
-        began = time.perf_counter()
-        picks = dict.fromkeys(PROBE_RULES, lr)
-        if lr is not None:
-            candidates = [lr * f for f in PROBE_FACTORS]
-            runs = []  # (best val acc, final training loss) per candidate
-            for c in candidates:
-                recorder = LossRecorder()
-                acc = train_one_cycle(task, c, seed, epochs=max(1, task.epochs // PROBE_FRACTION), callbacks=[recorder])
-                runs.append((acc, recorder.final_loss()))
-            picks = {name: candidates[rule(runs)] for name, rule in PROBE_RULES.items()}
-        spent = seconds + time.perf_counter() - began
-        for name, pick in picks.items():
-            rows[name]["lrs"].append(pick)
-            rows[name]["accs"].append(trained.accuracy(pick, seed))
-            rows[name]["seconds"].append(spent)
-    return rows
+# --- tables ----------------------------------------------------------------------------------------
 
 
-PROBE_RULES = {
-    # What a benchmark can see: the validation accuracy of each short run.
-    "(study) auto + 3 short runs, best val accuracy": lambda runs: int(np.argmax([acc for acc, _ in runs])),
-    # What a callback can see without the user's validation code: the training loss at the end of each.
-    "(study) auto + 3 short runs, lowest train loss": lambda runs: int(np.argmin([loss for _, loss in runs])),
-}
+def unit(report: dict) -> str:
+    return "pp" if report["metric"] == "accuracy" else "%"
 
 
-def summary(results: dict) -> list[str]:
-    """Regret (pp) per method and task, worst case last: the table the README shows."""
-    tasks = results["tasks"]
-    default = f"ours: {results['config']['our_default']}"
-    names = [f"{n}{' (held out)' if TASKS[n].held_out else ''}" for n in tasks]
-    methods = list(next(iter(tasks.values()))["methods"])
-    lines = ["| method | " + " | ".join(names) + " | worst |", "|---" * (len(names) + 2) + "|"]
+def split_table(tasks: dict[str, dict]) -> list[str]:
+    names = list(tasks)
+    methods = [OURS, *PEERS, GRID_ONE_SEED]
+    lines = [
+        "| method | " + " | ".join(f"{n} ({unit(tasks[n])})" for n in names) + " | worst pp | mean pp |",
+        "|---" * (len(names) + 3) + "|",
+    ]
     for method in methods:
-        regrets = [r["methods"][method]["regret_pp"] for r in tasks.values()]
-        label = f"**{method}** (default)" if method == default else method
-        lines.append(f"| {label} | " + " | ".join(f"{v:.2f}" for v in regrets) + f" | {max(regrets):.2f} |")
-    best = " | ".join(f"{r['best_lr']:.3g} → {100 * r['best_acc']:.2f}%" for r in tasks.values())
-    lines.append(f"| grid best (max LR → val acc) | {best} | |")
+        if not all(method in r["methods"] for r in tasks.values()):
+            continue
+        values = [tasks[n]["methods"][method]["regret"] for n in names]
+        acc = [v for v, n in zip(values, names) if tasks[n]["metric"] == "accuracy"]
+        label = f"**{method}**" if method == OURS else method
+        lines.append(
+            f"| {label} | " + " | ".join(_fmt(v) for v in values)
+            + f" | {_fmt(max(acc)) if acc else '-'} | {_fmt(statistics.mean(acc)) if acc else '-'} |"
+        )
+    best = " | ".join(f"{r['best_lr']:.3g} → {_score(r, r['best'])}" for r in tasks.values())
+    lines.append(f"| grid best (max LR → score) | {best} | | |")
     return lines
+
+
+def _fmt(value: float) -> str:
+    return "inf" if not math.isfinite(value) else f"{value:.2f}" if abs(value) < 1000 else f"{value:.3g}"
+
+
+def _score(report: dict, value: float) -> str:
+    return f"{100 * value:.2f}%" if report["metric"] == "accuracy" else f"MSE {value:.4g}"
+
+
+def detail(name: str, r: dict) -> list[str]:
+    lines = [
+        f"### {name} ({r['split']}, {r['family']}): {r['description']}",
+        "",
+        f"Grid best: max LR {r['best_lr']:.3g}, {_score(r, r['best'])} ({len(r['grid']['lrs'])} grid points,"
+        f" {r['grid']['lrs'][0]:.3g}..{r['grid']['lrs'][-1]:.3g}); LRs within 1 "
+        f"{'pp' if r['metric'] == 'accuracy' else '%'} of it span {r['window_decades']:.2f} decades.",
+        "",
+        f"| method | suggested LR per seed | regret ({unit(r)}) | range test s |",
+        "|---|---|---|---|",
+    ]
+    for method, m in r["methods"].items():
+        lrs = ", ".join("none" if lr is None else f"{lr:.2g}" for lr in m["lrs"])
+        seconds = f"{m['seconds']:.1f}" if "seconds" in m else ""
+        lines.append(f"| {method} | {lrs} | {_fmt(m['regret'])} | {seconds} |")
+    ours_runs = r["ours"]
+    shapes = ", ".join(f"{o.get('shape')}/{o.get('suggestion')}/{o.get('confidence')}" for o in ours_runs)
+    lines += ["", f"Ours per seed (curve shape / rule / confidence): {shapes}."]
+    if r.get("training_seconds"):
+        share = statistics.mean(o["seconds"] for o in ours_runs) / r["training_seconds"]
+        lines.append(f"Range test / one training run (median): {share:.2f}.")
+    return lines + [""]
 
 
 def markdown(results: dict) -> str:
-    default = results["config"]["our_default"]
+    config = results["config"]
     lines = [
-        "# Suggestion quality: 1cycle accuracy at each range test's suggested max LR",
+        "# Suggestion quality: 1cycle at each range test's suggested max LR, against a grid search",
         "",
-        f"Seeds {results['config']['seeds']}; sweep {SWEEP['min_lr']:g}..{SWEEP['max_lr']:g}, "
-        f"{SWEEP['num_steps']} exponential steps, for every range test; 1 CPU thread; "
-        f"total {results['config']['wall_time_s']:.0f} s. Our default strategy: `{default}`.",
+        f"Sweep {SWEEP['min_lr']:g}..{SWEEP['max_lr']:g} in {SWEEP['num_steps']} exponential steps for every"
+        f" range test; seeds per task: legacy {SEEDS['legacy']}, dev {SEEDS['dev']}, test {SEEDS['test']};"
+        f" torch {config['versions']['torch']}, lightning {config['versions']['lightning']}, 1 torch thread,"
+        f" load average {config['load']}. Regret in pp of accuracy, or in % of excess loss for a regression.",
         "",
     ]
-    lines += summary(results) + [""]
-    worst: dict[str, float] = {}
+    for split in ("test", "dev", "legacy"):
+        tasks = {n: r for n, r in results["tasks"].items() if r["split"] == split}
+        if tasks:
+            lines += [f"## {split}", ""] + split_table(tasks) + [""]
+    lines += ["## Per task", ""]
     for name, r in results["tasks"].items():
-        w = r["window_decades"]
-        lines += [
-            f"## {name}: {r['description']}",
-            "",
-            f"Grid best: max LR {r['best_lr']:.3g}, val acc {100 * r['best_acc']:.2f}% "
-            f"(grid {r['grid']['lrs'][0]:.3g}..{r['grid']['lrs'][-1]:.3g}, {len(r['grid']['lrs'])} points). "
-            f"LRs within 1 pp of the best span {w['1pp']:.2f} decades, within 5 pp {w['5pp']:.2f}.",
-            "",
-            "| method | suggested LR per seed | log10(geo-mean / best) | val acc % | regret pp | range test s |",
-            "|---|---|---|---|---|---|",
-        ]
-        for method, m in r["methods"].items():
-            found = [lr for lr in m["lrs"] if lr is not None]
-            lr_text = ", ".join("none" if lr is None else f"{lr:.2g}" for lr in m["lrs"])
-            geo = math.exp(statistics.mean(math.log(lr) for lr in found)) if found else None
-            offset = "" if geo is None else f"{math.log10(geo / r['best_lr']):+.2f}"
-            label = f"**{method}** (default)" if method == f"ours: {default}" else method
-            lines.append(
-                f"| {label} | {lr_text} | {offset} | {100 * m['acc']:.2f} | {m['regret_pp']:.2f} "
-                f"| {statistics.mean(m['seconds']):.2f} |"
-            )
-            worst[method] = max(worst.get(method, -math.inf), m["regret_pp"])
-        lines.append("")
-    lines += ["## Worst-case regret over tasks", "", "| method | worst regret pp |", "|---|---|"]
-    lines += [f"| {method} | {regret:.2f} |" for method, regret in sorted(worst.items(), key=lambda kv: kv[1])]
-    lines += [""] + peer_comparison(results)
+        lines += detail(name, r)
     return "\n".join(lines) + "\n"
-
-
-PEERS = ("Lightning lr_find", "torch-lr-finder")
-
-
-def paired_difference(ours: list[float | None], peer: list[float | None]) -> tuple[float, float]:
-    """Mean and standard error (pp) of ours - peer over seeds; the same seed trains both (no suggestion: 0)."""
-    diffs = [100 * ((a or 0.0) - (b or 0.0)) for a, b in zip(ours, peer)]
-    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.inf
-    return statistics.mean(diffs), se
-
-
-def peer_comparison(results: dict) -> list[str]:
-    """The issue's target, checked three ways: per task (1 pp), worst/mean over tasks, paired per task."""
-    default = f"ours: {results['config']['our_default']}"
-    tasks = results["tasks"]
-    shown = (default, *PEERS, *([GRID_ONE_SEED] if GRID_ONE_SEED in next(iter(tasks.values()))["methods"] else []))
-    regret = {m: [r["methods"][m]["regret_pp"] for r in tasks.values()] for m in shown}
-    lines = [
-        "## Target: default regret <= 1 pp on every task and below both peers'",
-        "",
-        "| method | worst regret pp | mean regret pp | tasks within 1 pp | held-out tasks within 1 pp |",
-        "|---|---|---|---|---|",
-    ]
-    held_out = [TASKS[name].held_out for name in tasks]
-    for m, values in regret.items():
-        kept = [v for v, h in zip(values, held_out) if h]
-        lines.append(
-            f"| {m} | {max(values):.2f} | {statistics.mean(values):.2f} | {sum(v <= 1.0 for v in values)}/{len(values)} "
-            f"| {sum(v <= 1.0 for v in kept)}/{len(kept)} |"
-        )
-    lines += [
-        "",
-        "Per task, ours minus each peer, paired by seed (accuracy pp, mean ± standard error; "
-        "`better`/`worse` when the mean is more than two standard errors from 0, else `tie`):",
-        "",
-        "| task | " + " | ".join(f"vs {p}" for p in PEERS) + " |",
-        "|---" * (len(PEERS) + 1) + "|",
-    ]
-    verdicts = []
-    for name, r in tasks.items():
-        cells = []
-        for p in PEERS:
-            mean, se = paired_difference(r["methods"][default]["accs"], r["methods"][p]["accs"])
-            verdict = "better" if mean > 2 * se else "worse" if mean < -2 * se else "tie"
-            verdicts.append(verdict)
-            cells.append(f"{mean:+.2f} ± {se:.2f} ({verdict})")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    within = all(v <= 1.0 for v in regret[default])
-    below = all(max(regret[default]) < max(regret[p]) and statistics.mean(regret[default]) < statistics.mean(regret[p]) for p in PEERS)
-    literal = sum(r <= min(regret[p][i] for p in PEERS) for i, r in enumerate(regret[default]))
-    lines += [
-        "",
-        f"- regret <= 1 pp on every task: {'met' if within else 'NOT met'};",
-        f"- worst-case and mean regret below both peers': {'met' if below else 'NOT met'};",
-        f"- per task, regret no more than either peer's: {literal}/{len(tasks)} tasks; paired by seed, "
-        f"{verdicts.count('worse')} significantly worse, {verdicts.count('tie')} ties, "
-        f"{verdicts.count('better')} better (of {len(verdicts)} task-peer pairs).",
-    ]
-    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), help="default: all")
-    parser.add_argument("--seeds", type=int, help="seeds 0..N-1 for every training run and range test (default 5)")
-    parser.add_argument("--reuse-grid", action="store_true", help="reuse the grid cached in the results JSON")
-    quick = "one task (tabular_mlp or the first of --tasks), 5 grid points, seed 0; print only"
-    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--set", nargs="+", choices=sorted(SEEDS), default=sorted(SEEDS), dest="sets")
+    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), help="only these tasks")
+    parser.add_argument("--quick", action="store_true", help="one task (the first of --tasks), seed 0, 3 grid points")
     args = parser.parse_args()
-    if args.seeds is not None and args.seeds < 1:
-        parser.error(f"--seeds must be at least 1, but got {args.seeds}.")
-    if args.seeds is not None and args.quick:
-        parser.error("--quick runs seed 0 only: drop --seeds, or --quick.")
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    names = args.tasks or [n for n, t in TASKS.items() if t.split in args.sets]
     if args.quick:
-        tasks, seeds = [TASKS[args.tasks[0] if args.tasks else "tabular_mlp"]], [0]
-    else:
-        tasks, seeds = [TASKS[t] for t in args.tasks or TASKS], list(range(args.seeds or 5))
-
+        names = names[:1]
     start = time.perf_counter()
-    cache = RESULTS.with_suffix(".json")
-    cached = json.loads(cache.read_text())["tasks"] if args.reuse_grid and cache.exists() else {}
-    results = {"tasks": {}}
-    for task in tasks:
-        lrs = task.grid()[::4] if args.quick else task.grid()
-        grid = cached.get(task.name, {}).get("grid")
-        if not grid or (grid["lrs"], grid["seeds"], grid["epochs"]) != (lrs, seeds, task.epochs):
-            print(f"{task.name}: grid search, {len(lrs)} LRs x {len(seeds)} seeds", flush=True)
-            grid = grid_search(task, lrs, seeds)
-        print(f"{task.name}: range tests", flush=True)
-        results["tasks"][task.name] = evaluate(task, grid)
+    results: dict = {"tasks": {}}
+    for name in names:
+        task = TASKS[name]
+        seeds = [0] if args.quick else list(range(SEEDS[task.split]))
+        print(f"{name} ({task.split})", flush=True)
+        results["tasks"][name] = evaluate(task, seeds, args.quick, write=not args.quick)
     results["config"] = {
-        "seeds": seeds,
-        "sweep": SWEEP,
-        "our_default": DEFAULT_STRATEGY,
+        "sweep": SWEEP, "seeds": SEEDS, "wall_time_s": time.perf_counter() - start,
         "versions": {"torch": torch.__version__, "lightning": pl.__version__},
-        "wall_time_s": time.perf_counter() - start,
+        "load": " ".join(f"{v:.1f}" for v in os.getloadavg()), "threads": torch.get_num_threads(),
     }
     table = markdown(results)
     print(table)
     if not args.quick:
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.with_suffix(".json").write_text(json.dumps(results, indent=1))
-        RESULTS.with_suffix(".md").write_text(table)
+        previous = RESULTS / "suggestion_quality.json"
+        merged = json.loads(previous.read_text())["tasks"] if previous.exists() and args.tasks else {}
+        results["tasks"] = {**merged, **results["tasks"]}
+        (RESULTS / "suggestion_quality.json").write_text(json.dumps(results, indent=1))
+        (RESULTS / "suggestion_quality.md").write_text(markdown(results))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

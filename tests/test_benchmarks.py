@@ -1,4 +1,4 @@
-"""The suggestion benchmark's scoring: the numbers its tables are built from."""
+"""The suggestion benchmark's scoring and task suite: the numbers its tables are built from."""
 
 from __future__ import annotations
 
@@ -6,45 +6,63 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-import suggestion_quality  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
+import _suite  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
+import suggestion_quality  # noqa: E402
 
 
 def test_one_run_per_lr_picks_each_seeds_best_lr_and_scores_it_on_the_other_seeds():
-    grid = {
-        "lrs": [0.01, 0.1, 1.0],
-        # rows: lrs; columns: seeds. Seed 0's best run is at 1.0 (a lucky 0.95), seeds 1 and 2 pick 0.1.
-        "accs": [[0.50, 0.52, 0.51], [0.80, 0.90, 0.88], [0.95, 0.60, 0.62]],
-    }
-    picked = suggestion_quality.one_run_per_lr(grid)
-    assert picked["lrs"] == [1.0, 0.1, 0.1]
+    # rows: lrs; columns: seeds. Seed 0's best run is at 1.0 (a lucky 0.95), seeds 1 and 2 pick 0.1.
+    scores = np.array([[0.50, 0.52, 0.51], [0.80, 0.90, 0.88], [0.95, 0.60, 0.62]])
+    lrs, picked = suggestion_quality.one_run_per_lr([0.01, 0.1, 1.0], scores, higher=True)
+    assert lrs == [1.0, 0.1, 0.1]
     # Scored by a fresh run at the chosen lr: the other seeds' mean, never the run that chose it.
-    assert picked["accs"] == pytest.approx([(0.60 + 0.62) / 2, (0.80 + 0.88) / 2, (0.80 + 0.90) / 2])
+    assert picked == pytest.approx([(0.60 + 0.62) / 2, (0.80 + 0.88) / 2, (0.80 + 0.90) / 2])
+    # For a loss, the lowest run picks.
+    lrs, _ = suggestion_quality.one_run_per_lr([0.01, 0.1, 1.0], scores, higher=False)
+    assert lrs == [0.01, 0.01, 0.01]
 
 
 def test_one_run_per_lr_needs_two_seeds():
-    assert suggestion_quality.one_run_per_lr({"lrs": [0.1, 1.0], "accs": [[0.5], [0.7]]}) is None
+    assert suggestion_quality.one_run_per_lr([0.1, 1.0], np.array([[0.5], [0.7]]), higher=True) is None
 
 
 def test_window_spans_the_lrs_within_the_tolerance_of_the_best():
     lrs = [0.001, 0.01, 0.1, 1.0]
-    assert suggestion_quality.window(lrs, [0.80, 0.895, 0.90, 0.70], within=0.01) == pytest.approx(1.0)
-    assert suggestion_quality.window(lrs, [0.80, 0.88, 0.90, 0.70], within=0.01) == pytest.approx(0.0)
+    assert suggestion_quality.window(lrs, [0.80, 0.895, 0.90, 0.70], True, within=0.01) == pytest.approx(1.0)
+    assert suggestion_quality.window(lrs, [0.80, 0.88, 0.90, 0.70], True, within=0.01) == pytest.approx(0.0)
+    # For a loss: within 1% of the lowest.
+    assert suggestion_quality.window(lrs, [2.0, 1.005, 1.0, 3.0], False, within=0.01) == pytest.approx(1.0)
 
 
-def test_paired_difference_is_the_mean_and_standard_error_over_seeds_with_no_suggestion_as_zero():
-    mean, se = suggestion_quality.paired_difference([0.9, 0.8, None], [0.7, 0.8, 0.1])
-    diffs = [20.0, 0.0, -10.0]
-    assert mean == pytest.approx(sum(diffs) / 3)
-    spread = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 2)
-    assert se == pytest.approx(spread / math.sqrt(3))
+def test_regret_is_points_of_accuracy_or_percent_of_excess_loss_and_no_suggestion_scores_worst():
+    accuracy = _suite.TASKS["digits_cnn"]
+    assert suggestion_quality.regret(accuracy, 0.9, [0.8, 0.9]) == pytest.approx(5.0)
+    assert suggestion_quality.regret(accuracy, 0.9, [0.9, None]) == pytest.approx(45.0)  # None scores 0
+    loss = _suite.TASKS["linear_regression_sgd"]
+    assert loss.metric == "val_loss" and not loss.higher_is_better
+    assert suggestion_quality.regret(loss, 0.1, [0.1, 0.12]) == pytest.approx(10.0)
+    assert suggestion_quality.regret(loss, 0.1, [0.1, None]) == math.inf
 
 
-def test_loss_recorder_scores_a_run_by_the_mean_of_its_last_quarter_and_a_diverged_run_as_inf():
-    recorder = suggestion_quality.LossRecorder()
-    recorder.losses = [9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0]
-    assert recorder.final_loss() == pytest.approx(2.5)
-    recorder.losses = [1.0, float("nan"), 0.5, 0.4]
-    assert recorder.final_loss() == math.inf
+def test_the_test_set_is_disjoint_from_development_and_every_task_has_a_family():
+    splits = {name: task.split for name, task in _suite.TASKS.items()}
+    assert set(splits.values()) == {"legacy", "dev", "test"}
+    assert sum(split == "test" for split in splits.values()) == len(_suite.TEST) == 8
+    assert all(task.family for task in _suite.TASKS.values())
+
+
+def test_the_distillation_loss_is_hintons_kl_at_the_temperature():
+    import torch
+
+    task = _suite.TASKS["distill_mlp_sgd"]
+    module = _suite.BenchModule(torch.nn.Identity(), task.optimizer, "distillation", temperature=2.0)
+    logits = torch.tensor([[1.0, 2.0, 0.5]])
+    assert module.criterion(logits, logits).item() == pytest.approx(0.0, abs=1e-7)  # the teacher itself
+    teacher = torch.tensor([[0.0, 3.0, 0.0]])
+    p, q = torch.softmax(teacher / 2, -1), torch.softmax(logits / 2, -1)
+    expected = float((p * (p.log() - q.log())).sum()) * 4
+    assert module.criterion(logits, teacher).item() == pytest.approx(expected, rel=1e-5)
