@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import inspect
 import io
 import json
 import logging
@@ -57,8 +58,8 @@ PEERS = ("Lightning lr_find", "torch-lr-finder")
 GRID_ONE_SEED = "(reference) grid search, one run per LR"
 RESULTS = Path(__file__).parent / "results"
 CACHE = RESULTS / "cache"
-# The library code behind our suggestion: a change reruns our range tests.
-FINGERPRINTED = ("suggestions.py", "loss_tracking.py", "range_test.py", "_sweep_engine.py", "_param_groups.py")
+# The library code behind our suggestion (the sweep and how it is read): a change reruns our range tests.
+FINGERPRINTED = ("suggestions.py", "loss_tracking.py", "_sweep_engine.py")
 
 
 def trainer(**kwargs) -> pl.Trainer:
@@ -73,6 +74,7 @@ def fingerprint() -> str:
     digest = hashlib.sha256()
     for name in FINGERPRINTED:
         digest.update((root / name).read_bytes())
+    digest.update(inspect.getsource(LRRangeTestCallback._sweep).encode())  # how the callback reads its sweep
     return digest.hexdigest()[:16]
 
 

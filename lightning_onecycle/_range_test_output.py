@@ -195,7 +195,10 @@ def announce(result: RangeTestResult, stem: str | None = None) -> None:
             bracket = f", bracket {low:.3g}-{high:.3g}"
         rank_zero_info(
             f"LRRangeTestCallback: suggested lr {result.suggested_lr:.4g}{wd} ({result.suggestion},"
-            f" {result.confidence} confidence{bracket}; {result.num_steps_run} steps, {result.stop_reason})." + where
+            f" {result.confidence} confidence{bracket}; {result.num_steps_run} steps, {result.stop_reason}"
+            + ("" if result.seconds is None else f", {result.seconds:.1f} s")
+            + ")."
+            + where
         )
 
 

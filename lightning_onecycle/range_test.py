@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -325,6 +326,7 @@ class LRRangeTestCallback(Callback):
     # --- the test ---------------------------------------------------------------------
 
     def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> RangeTestResult:
+        began = time.perf_counter()
         optimizer = trainer.optimizers[0]
         wd_groups = _decayed_groups(optimizer) if self.weight_decays else []
         snapshot = _sweep_engine.Snapshot(trainer, pl_module, optimizer)
@@ -350,6 +352,7 @@ class LRRangeTestCallback(Callback):
             result = RangeTestResult(**{**asdict(chosen), "sweeps": sweeps})
         else:
             result = sweeps[0]
+        result.seconds = time.perf_counter() - began
         # The loss was averaged across ranks, so every rank holds the same curve; rank zero's is authoritative.
         result = RangeTestResult.from_dict(trainer.strategy.broadcast(result.to_dict()))
         if not self.stop_after_test:

@@ -51,6 +51,7 @@ class RangeTestResult:
         still_falling: The loss was still falling at the sweep's last lr.
         message: What the curve showed and what to do, when the suggestion is not a plain one
             (no descent, still falling, none at all); ``None`` otherwise.
+        seconds: Wall time of the whole test (every sweep, the restore included), on rank zero.
     """
 
     lrs: list[float]
@@ -70,6 +71,7 @@ class RangeTestResult:
     nonfinite_lr: float | None = None
     still_falling: bool = False
     message: str | None = None
+    seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values only (JSON-able and safe for ``torch.load(weights_only=True)``)."""

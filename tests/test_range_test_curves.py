@@ -173,6 +173,7 @@ def test_the_confidence_and_bracket_are_in_the_log_the_json_and_tensorboard(tmp_
     assert low <= result.suggested_lr <= high and result.confidence in ("high", "medium", "low")
     line = next(r.getMessage() for r in lightning_log.records if "suggested lr" in r.getMessage())
     assert f"{result.confidence} confidence, bracket {low:.3g}-{high:.3g}" in line
+    assert result.seconds > 0 and f"{result.seconds:.1f} s" in line
     written = json.loads((tmp_path / "tb" / "version_0" / "lr_range_test.json").read_text())
     assert (written["confidence"], written["suggestion_bracket"], written["shape"]) == (
         result.confidence,
