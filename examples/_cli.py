@@ -326,7 +326,7 @@ def warnings_in_flag_terms() -> Iterator[None]:
 
 
 @contextmanager
-def one_line_errors(parser: ArgumentParser, run_dir: Path, range_test: LRRangeTestCallback | None) -> Iterator[None]:
+def one_line_errors(parser: ArgumentParser, run_dir: Path) -> Iterator[None]:
     """Around a script's runs: an expected failure becomes one line naming the flags; a half-written run goes.
 
     The callbacks' warnings name the flags too (:func:`warnings_in_flag_terms`).
@@ -345,27 +345,21 @@ def one_line_errors(parser: ArgumentParser, run_dir: Path, range_test: LRRangeTe
     except Exception as err:
         if not isinstance(err, MisconfigurationException) and not (isinstance(err, ValueError) and _raised_here(err)):
             raise  # a bug: keep the traceback
-        result = range_test.result if range_test is not None else None
-        if result is not None and result.suggested_lr is None:
-            message = _no_suggestion(result)  # 1cycle's own error names its arguments, not the flags
-        else:
-            message = in_flag_terms(str(err))
         plot = _tidy(run_dir, made)
-        error(parser, message + (f" The range test's plot: {plot}" if plot else ""))
+        error(parser, in_flag_terms(str(err)) + (f" The range test's plot: {plot}" if plot else ""))
 
 
-def suggested_lr(result: RangeTestResult) -> float:
-    """The range test's suggestion; without one, an error that :func:`one_line_errors` turns into one line."""
+def suggested_lr(result: RangeTestResult, instead: str = "") -> float:
+    """The range test's suggestion; without one, an error that :func:`one_line_errors` turns into one line.
+
+    ``instead`` ends the message: another way to the LR, such as ``", or pass --max-lr"``.
+    """
     if result.suggested_lr is None:
-        raise MisconfigurationException(_no_suggestion(result))
+        raise MisconfigurationException(
+            f"The LR range test suggested no LR ({result.stop_reason} after {result.num_steps_run} steps): run more"
+            f" steps (--range-test-steps) or widen it (--range-test-min-lr, --range-test-max-lr){instead}."
+        )
     return result.suggested_lr
-
-
-def _no_suggestion(result: RangeTestResult) -> str:
-    return (
-        f"The LR range test suggested no LR ({result.stop_reason} after {result.num_steps_run} steps): run more"
-        " steps (--range-test-steps), widen it (--range-test-min-lr, --range-test-max-lr), or pass --max-lr."
-    )
 
 
 def _tidy(run_dir: Path, made: list[Path]) -> Path | None:

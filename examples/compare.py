@@ -95,7 +95,7 @@ def main() -> None:
     # --- LR range test (test only)
     range_test = _cli.range_test(args, stop_after_test=True)
     # From here on, a setting the Trainer or the callbacks refuse ends in one line that names the flag.
-    with _cli.one_line_errors(flags, run_dir, range_test):
+    with _cli.one_line_errors(flags, run_dir):
         start = time.perf_counter()
         _cli.trainer(
             flags,

@@ -121,7 +121,7 @@ def main() -> None:
     range_test = _cli.range_test(args, stop_after_test=args.policy != "onecycle") if find_lr else None
     max_lr = args.max_lr
     # From here on, a setting the Trainer or the callbacks refuse ends in one line that names the flag.
-    with _cli.one_line_errors(flags, log_dir, range_test):
+    with _cli.one_line_errors(flags, log_dir):
         if args.policy == "onecycle":
             # The two-line use: the range test runs at the start of the fit, restores the model, and its
             # suggestion becomes 1cycle's peak (max_lr=None); an explicit --max-lr wins over it.
@@ -141,7 +141,7 @@ def main() -> None:
                 )
                 finder.fit(model, datamodule=data)
                 if max_lr is None:
-                    max_lr = _cli.suggested_lr(_range_test_result(range_test, log_dir))
+                    max_lr = _cli.suggested_lr(_range_test_result(range_test, log_dir), ", or pass --max-lr")
             model.lr = max_lr  # configure_optimizers reads it; with --backbone-lr-ratio it is the head's LR
             if args.policy == "clr":
                 bounds = {"base_lr": max_lr / args.clr_div_factor, "max_lr": max_lr}
@@ -166,9 +166,11 @@ def main() -> None:
     if max_lr is None:
         assert result is not None  # without --max-lr the range test ran
         max_lr = result.suggested_lr
+    # Without a suggestion 1cycle keeps the optimizer's configured lr (its warning said so).
+    peak = f"{max_lr:.4g}" if max_lr is not None else f"{model.lr:.4g} (configured: the range test suggested none)"
     if trainer.is_global_zero:
         final, best = float(trainer.callback_metrics["val_acc"]), _best_score(checkpoint)
-        print(f"\n{args.policy}, peak LR {max_lr:.4g}: validation accuracy {final:.4f} at the end, {best:.4f} at best")
+        print(f"\n{args.policy}, peak LR {peak}: validation accuracy {final:.4f} at the end, {best:.4f} at best")
         print(f"({checkpoint.best_model_path}).")
         if result is not None:
             total_s = stopwatch.range_test_s + stopwatch.training_s

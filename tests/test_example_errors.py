@@ -64,9 +64,11 @@ def test_an_expected_failure_is_one_line_naming_the_flag_and_leaves_no_run(tmp_p
 
 
 @pytest.mark.slow
-def test_the_newcomers_command_ends_in_a_result_or_in_one_line_naming_the_range_test_flags(tmp_path) -> None:
+@pytest.mark.parametrize("policy", ["onecycle", "fixed"])
+def test_the_newcomers_command_ends_in_a_result_or_in_one_line_naming_the_range_test_flags(tmp_path, policy) -> None:
     # The command: values the parser accepts, a 10-step sweep over 2 batches an epoch.
     args = ["--limit-train-batches", "2", "--range-test-steps", "10", "--max-epochs", "1", "--limit-val-batches", "1"]
+    args += ["--policy", policy]
     args += ["--enable-progress-bar", "false", "--log-dir", "logs"]
     proc = subprocess.run(
         [sys.executable, str(EXAMPLES / "fit.py"), *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
