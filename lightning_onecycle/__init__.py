@@ -15,12 +15,22 @@ from lightning_onecycle.range_test import LRRangeTestCallback, is_range_test_run
 from lightning_onecycle.range_test_result import RangeTestResult
 from lightning_onecycle.schedules import CyclicSchedule, LRSweep, OneCycleSchedule
 from lightning_onecycle.suggestion_provider import SuggestionProvider
-from lightning_onecycle.suggestions import AUTO, DEFAULT_STRATEGY, STRATEGIES, suggest
+from lightning_onecycle.suggestions import (
+    AUTO,
+    DEFAULT_STRATEGY,
+    STRATEGIES,
+    CurveReading,
+    Suggestion,
+    read_curve,
+    suggest,
+    suggest_from,
+)
 
 __all__ = [
     "AUTO",
     "DEFAULT_STRATEGY",
     "STRATEGIES",
+    "CurveReading",
     "CyclicLRCallback",
     "CyclicSchedule",
     "LRRangeTestCallback",
@@ -28,11 +38,14 @@ __all__ = [
     "OneCycleCallback",
     "OneCycleSchedule",
     "RangeTestResult",
+    "Suggestion",
     "SuggestionProvider",
     "is_range_test_running",
     "plot_range_test",
     "plot_weight_decay_sweep",
+    "read_curve",
     "suggest",
+    "suggest_from",
 ]
 
 try:
