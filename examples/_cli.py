@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -149,43 +148,16 @@ def range_test_plot(folder: Path) -> Path | None:
     return max(plots, key=lambda path: path.stat().st_mtime) if plots else None
 
 
-class Stopwatch(pl.Callback):
-    """Wall time of the range tests and of the training in the fits it is given to, before the range test.
-
-    The range test sweeps in its ``on_train_start``: from there to the first training
-    batch (or to the end of a fit that only tests) is the sweep's time. Under
-    ``ddp_spawn`` the fits run in other processes and both times stay 0.
-    """
-
-    def __init__(self) -> None:
-        self.range_test_s = 0.0
-        self.training_s = 0.0
-        self._start = self._first_batch = 0.0
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start, self._first_batch = time.perf_counter(), 0.0
-
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        if not self._first_batch:
-            self._first_batch = time.perf_counter()
-            self.range_test_s += self._first_batch - self._start
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._first_batch:
-            self.training_s += time.perf_counter() - self._first_batch
-        else:
-            self.range_test_s += time.perf_counter() - self._start
-
-
 def machine_conditions() -> str:
     """What wall times depend on besides the work: torch's CPU threads and how busy the machine is."""
     load = f", 1-minute load average {os.getloadavg()[0]:.1f} (about 0 when idle)" if hasattr(os, "getloadavg") else ""
     return f"torch.get_num_threads() = {torch.get_num_threads()}{load}"
 
 
-def range_test_summary(result: RangeTestResult, seconds: float, total_s: float, of: str, folder: Path) -> str:
+def range_test_summary(result: RangeTestResult, total_s: float, of: str, folder: Path) -> str:
     """One line of a script's summary: the sweep's length, its cost as a share of ``of``, the flag, the plot."""
-    cost = f" in {seconds:.1f} s, {seconds / total_s:.0%} of {of} {total_s:.1f} s" if total_s else ""
+    seconds = result.seconds
+    cost = f" in {seconds:.1f} s, {seconds / total_s:.0%} of {of} {total_s:.1f} s" if seconds is not None else ""
     return (
         f"LR range test: {result.num_steps_run} steps{cost} (--range-test-steps sets its length);"
         f" plot: {range_test_plot(folder)}"

@@ -108,9 +108,9 @@ def main() -> None:
             enable_model_summary=False,
             **trainer_flags,
         ).fit(model, datamodule=data)
-        range_test_seconds = time.perf_counter() - start
         result = range_test.result
         assert result is not None  # the test ran: no fast_dev_run, nothing resumed
+        range_test_seconds = result.seconds or time.perf_counter() - start
         max_lr = _cli.suggested_lr(result)
         fixed_lr = args.fixed_lr or preset["fixed_lr"] or max_lr
 
@@ -185,7 +185,7 @@ def main() -> None:
     )
     print("\n" + paths["md"].read_text())
     total_s = range_test_seconds + sum(history.wall_time_s or 0.0 for history in histories)
-    print(_cli.range_test_summary(result, range_test_seconds, total_s, "this comparison's", run_dir / "range_test"))
+    print(_cli.range_test_summary(result, total_s, "this comparison's", run_dir / "range_test"))
     print(f"Figure {paths['png']}, table {paths['md']} and {paths['json']}.")
     print(f"To see both runs side by side: tensorboard --logdir {run_dir}")
 

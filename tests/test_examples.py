@@ -76,7 +76,7 @@ def test_fit_says_what_the_range_test_cost_and_where_its_plot_is_in_flag_terms(o
     assert any("--range-test-steps" in line for line in warnings), warnings
     assert not any("num_steps" in line for line in warnings), warnings
     # The summary at the end: the sweep's time and share of the fit, the flag that sets it, where its plot is.
-    summary = re.search(r"LR range test: 40 steps in [0-9.]+ s, [0-9]+% of this fit's [0-9.]+ s", output)
+    summary = re.search(r"LR range test: 40 steps in [0-9.]+ s, [0-9]+% of this run's [0-9.]+ s", output)
     assert summary, output[-2000:]
     assert "(--range-test-steps sets its length)" in output
     assert f"plot: {run_dir.relative_to(run_dir.parents[2]) / 'lr_range_test.png'}" in output
