@@ -71,7 +71,7 @@ class RangeTestResult:
     nonfinite_lr: float | None = None
     still_falling: bool = False
     message: str | None = None
-    seconds: float | None = None
+    seconds: float | None = field(default=None, compare=False)  # wall time: two equal results may differ in it
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values only (JSON-able and safe for ``torch.load(weights_only=True)``)."""
