@@ -132,27 +132,59 @@ def explain(result: RangeTestResult, min_lr: float, max_lr: float) -> str | None
         The loss was NaN or infinite at lr 0.002, after 1 sweep step(s): ...
     """
     lr, points = result.suggested_lr, result.num_steps_run
+    nonfinite = result.nonfinite_lr
+    # The NaN itself ended the curve (the reading found no blow-up before it): the lr may not be the cause.
+    nan_ends_it = nonfinite is not None and (result.divergence_lr is None or result.divergence_lr >= nonfinite)
     if result.shape == "too-short":
-        if result.nonfinite_lr is not None:
+        if nonfinite is not None and points == 0:
             return (
-                f"The loss was NaN or infinite at lr {result.nonfinite_lr:.3g}, after {points} sweep step(s): too"
+                f"The loss was NaN or infinite at lr {nonfinite:.3g}, after 0 sweep step(s): too"
                 " early to read anything. A loss that is not finite before the sweep has trained anything comes"
                 " from the model, the data, the loss or the precision (overflow in fp16), not from the lr: check"
                 " those. Training keeps the configured lr."
             )
+        losses = result.losses
+        if nonfinite is not None and len(losses) >= 2 and all(b > a for a, b in zip(losses, losses[1:])):
+            return (
+                f"The loss rose at every sweep step, from {losses[0]:.4g} to {losses[-1]:.4g}, and was NaN or"
+                f" infinite at lr {nonfinite:.3g}, after {points} step(s): the sweep started above the usable"
+                f" range. Start it lower (min_lr below {min_lr:g}). Training keeps the configured lr."
+            )
+        if nonfinite is not None and nan_ends_it:
+            return (
+                f"The loss was NaN or infinite at lr {nonfinite:.3g}, after only {points} sweep step(s): too few"
+                " to read. It had not risen steadily before, so the model, the data, the loss or the precision"
+                " (overflow in fp16) are the likelier cause: check those; if the lr is too high from the start,"
+                f" start the sweep lower (min_lr below {min_lr:g}). Training keeps the configured lr."
+            )
+        where = "" if result.divergence_lr is None else f" at lr {result.divergence_lr:.3g}"
         return (
-            f"Only {points} sweep points before the loss blew up: too few to read. Start the sweep lower"
-            f" (min_lr below {min_lr:g}). Training keeps the configured lr."
+            f"Only {points} sweep points before the loss blew up{where}: too few to read. Start the sweep"
+            f" lower (min_lr below {min_lr:g}). Training keeps the configured lr."
         )
     if result.shape == "flat" and lr is not None:
+        if nan_ends_it:
+            return (
+                f"The loss did not fall during the sweep (flat within its noise) until it was NaN or infinite"
+                f" at lr {nonfinite:.3g}, where the sweep stopped; the suggestion {lr:.3g} is that lr /"
+                f" {DIVERGENCE_MARGIN:g}, of low confidence, as if the lr had made the loss blow up there. If the lr"
+                " did not cause it (a bad batch, one process's data under DDP, an overflow in fp16), fix that and"
+                " test again."
+            )
         return (
             f"The loss did not fall during the sweep (flat within its noise) until it blew up at lr"
             f" {result.divergence_lr:.3g}; the suggestion {lr:.3g} is that lr / {DIVERGENCE_MARGIN:g}, of low"
             " confidence. A network that sits at chance until it blows up (deep, without normalisation, at"
-            " default initialisation) does this, and so does a loss whose gradients do not reach the"
-            " parameters. Check it with a short run, or pass the schedule's max_lr yourself."
+            " default initialisation) does this, and so does a task whose labels the inputs do not predict."
+            " Check it with a short run, or pass the schedule's max_lr yourself."
         )
     if result.shape == "flat-without-divergence" and lr is None:
+        if result.stop_reason == "diverged" and result.lrs:
+            return (
+                f"The loss did not fall during the sweep, which stopped at lr {result.lrs[-1]:.3g} as the loss"
+                " rose; the rise was too small to read a blow-up from, so there is nothing to suggest. Training"
+                f" keeps the configured lr; pass the schedule's max_lr yourself (below {result.lrs[-1]:.3g})."
+            )
         return (
             f"The loss neither fell nor blew up between lr {min_lr:g} and {max_lr:g}: nothing to read."
             " If the loss cannot depend on what the model learns (random labels, a constant or detached"
@@ -163,6 +195,13 @@ def explain(result: RangeTestResult, min_lr: float, max_lr: float) -> str | None
         return (
             f"The {result.suggestion!r} rule suggested nothing for a curve of shape {result.shape!r}"
             " (see the plot). Training keeps the configured lr; pass the schedule's max_lr yourself."
+        )
+    if result.shape == "descent" and nan_ends_it:
+        return (
+            f"The loss was NaN or infinite at lr {nonfinite:.3g}, where the sweep stopped, before it had blown"
+            f" up: the curve is read as blowing up there, and the suggestion {lr:.3g} follows from that."
+            " If the lr did not cause it (a bad batch, one process's data under DDP, an overflow in fp16), the"
+            " usable range may go further: fix that and test again."
         )
     if result.still_falling:
         return (
@@ -195,22 +234,29 @@ def announce(result: RangeTestResult, stem: str | None = None) -> None:
             bracket = f", bracket {low:.3g}-{high:.3g}"
         rank_zero_info(
             f"LRRangeTestCallback: suggested lr {result.suggested_lr:.4g}{wd} ({result.suggestion},"
-            f" {result.confidence} confidence{bracket}; {result.num_steps_run} steps, {result.stop_reason}"
+            f" {result.confidence} confidence{bracket}; {result.num_steps_run} steps, {stop_text(result)}"
             + ("" if result.seconds is None else f", {result.seconds:.1f} s")
             + ")."
             + where
         )
 
 
+def stop_text(result: RangeTestResult) -> str:
+    """Why the sweep stopped, with the lr of a non-finite loss (``"non-finite loss at lr 0.0515"``)."""
+    if result.nonfinite_lr is None:
+        return result.stop_reason
+    return f"{result.stop_reason} at lr {result.nonfinite_lr:.3g}"
+
+
 def summary_text(result: RangeTestResult) -> str:
     """The suggestion, its rule, confidence and bracket, and the curve's message, as one paragraph."""
     if result.suggested_lr is None:
-        text = f"No suggestion ({result.shape} curve, {result.stop_reason})."
+        text = f"No suggestion ({result.shape} curve, {stop_text(result)})."
     else:
         text = f"Suggested lr {result.suggested_lr:.4g} ({result.suggestion}, {result.confidence} confidence"
         if result.suggestion_bracket is not None:
             text += f", bracket {result.suggestion_bracket[0]:.3g}-{result.suggestion_bracket[1]:.3g}"
-        text += f"); {result.shape} curve, {result.num_steps_run} steps, {result.stop_reason}."
+        text += f"); {result.shape} curve, {result.num_steps_run} steps, {stop_text(result)}."
     return text + ("" if result.message is None else " " + result.message)
 
 

@@ -189,3 +189,67 @@ def test_the_confidence_and_bracket_are_in_the_log_the_json_and_tensorboard(tmp_
     )
     text = events.Tensors("range_test/summary/text_summary")[0].tensor_proto.string_val[0].decode()
     assert f"{result.confidence} confidence" in text and math.isfinite(result.suggested_lr)
+
+
+def test_a_sweep_that_starts_too_high_says_to_start_lower_not_to_check_the_model(tmp_path) -> None:
+    """The loss explodes from the first step and is infinite at the third: the lr did it, so say so."""
+    range_test = _sweep(tmp_path, RangeTestModel, min_lr=1e3, max_lr=1e5)
+    result = range_test.result
+    assert result.stop_reason == "non-finite loss" and result.shape == "too-short" and result.num_steps_run > 0
+    assert result.losses == sorted(result.losses)  # it rose at every step
+    assert "started above the usable range" in result.message and "min_lr below 1000" in result.message
+    assert "not from the lr" not in result.message
+
+
+def test_a_nan_that_cuts_a_descent_short_is_reported_with_its_lr(tmp_path, lightning_log) -> None:
+    """A NaN while the loss still falls ends the curve there: the message and the log line name its lr."""
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=60, stop_after_test=True)
+    pl.seed_everything(3)
+    with pytest.warns(UserWarning, match="NaN or infinite at lr") as seen:
+        make_trainer(tmp_path, [range_test]).fit(RangeTestModel(nan_above_lr=0.05))
+    result = range_test.result
+    assert result.shape == "descent" and result.suggested_lr is not None
+    assert result.divergence_lr == result.nonfinite_lr  # nothing blew up before the NaN
+    where = f"NaN or infinite at lr {result.nonfinite_lr:.3g}"
+    assert result.message is not None and where in result.message and "test again" in result.message
+    assert any(where in str(w.message) for w in seen)
+    line = next(r.getMessage() for r in lightning_log.records if "suggested lr" in r.getMessage())
+    assert f"non-finite loss at lr {result.nonfinite_lr:.3g}" in line
+
+
+def test_a_nan_on_a_flat_curve_is_named_as_such_not_as_a_blow_up(tmp_path) -> None:
+    range_test = _sweep(tmp_path, lambda: RangeTestModel(nan_above_lr=1e-3))
+    result = range_test.result
+    assert (result.shape, result.suggestion, result.stop_reason) == ("flat", "divergence", "non-finite loss")
+    assert f"NaN or infinite at lr {result.nonfinite_lr:.3g}" in result.message
+    assert "blew up" not in result.message
+
+
+class ScriptedLossModel(RangeTestModel):
+    """Returns the next loss of a scripted curve at each training step (a zero gradient: the weights stay)."""
+
+    def __init__(self, losses: list[float]) -> None:
+        super().__init__()
+        self.script = losses
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, _ = batch
+        self.calls += 1
+        return 0.0 * self(x).sum() + self.script[self.calls - 1]
+
+
+def test_a_sweep_stopped_by_the_divergence_stop_never_says_the_loss_did_not_blow_up(tmp_path) -> None:
+    """Flat noise, then a rise that the sweep's stop fires on at three points in a row. The reading of the
+    whole curve may see too small a rise to call it a blow-up (its noise and level come from the whole curve);
+    whatever it reads, the message must not contradict the stop."""
+    import numpy as np
+
+    lrs = np.geomspace(1e-4, 10.0, 100)
+    rise = np.where(lrs > 1.0, 0.2 * (lrs**1.5 - 1), 0.0)
+    losses = (1.0 + 0.1 * np.random.default_rng(115).standard_normal(100) + rise).tolist()
+    range_test = _sweep(tmp_path, lambda: ScriptedLossModel(losses), min_lr=1e-4, max_lr=10.0, num_steps=100)
+    result = range_test.result
+    assert result.stop_reason == "diverged" and result.num_steps_run < 100
+    assert result.message is not None and "neither fell nor blew up" not in result.message
+    if result.suggested_lr is None:
+        assert f"stopped at lr {result.lrs[-1]:.3g}" in result.message
