@@ -129,7 +129,7 @@ def explain(result: RangeTestResult, min_lr: float, max_lr: float) -> str | None
         ...     suggestion="divergence", stop_reason="non-finite loss", num_steps_run=1, shape="too-short",
         ...     nonfinite_lr=2e-3)
         >>> print(explain(result, 1e-3, 10.0))  # doctest: +ELLIPSIS
-        The loss was NaN or infinite at lr 0.002, after 1 sweep step(s): ...
+        The loss was NaN or infinite at lr 0.002, after only 1 sweep step(s): ...
     """
     lr, points = result.suggested_lr, result.num_steps_run
     nonfinite = result.nonfinite_lr
