@@ -234,29 +234,22 @@ def announce(result: RangeTestResult, stem: str | None = None) -> None:
             bracket = f", bracket {low:.3g}-{high:.3g}"
         rank_zero_info(
             f"LRRangeTestCallback: suggested lr {result.suggested_lr:.4g}{wd} ({result.suggestion},"
-            f" {result.confidence} confidence{bracket}; {result.num_steps_run} steps, {stop_text(result)}"
+            f" {result.confidence} confidence{bracket}; {result.num_steps_run} steps, {result.stop_text}"
             + ("" if result.seconds is None else f", {result.seconds:.1f} s")
             + ")."
             + where
         )
 
 
-def stop_text(result: RangeTestResult) -> str:
-    """Why the sweep stopped, with the lr of a non-finite loss (``"non-finite loss at lr 0.0515"``)."""
-    if result.nonfinite_lr is None:
-        return result.stop_reason
-    return f"{result.stop_reason} at lr {result.nonfinite_lr:.3g}"
-
-
 def summary_text(result: RangeTestResult) -> str:
     """The suggestion, its rule, confidence and bracket, and the curve's message, as one paragraph."""
     if result.suggested_lr is None:
-        text = f"No suggestion ({result.shape} curve, {stop_text(result)})."
+        text = f"No suggestion ({result.shape} curve, {result.stop_text})."
     else:
         text = f"Suggested lr {result.suggested_lr:.4g} ({result.suggestion}, {result.confidence} confidence"
         if result.suggestion_bracket is not None:
             text += f", bracket {result.suggestion_bracket[0]:.3g}-{result.suggestion_bracket[1]:.3g}"
-        text += f"); {result.shape} curve, {result.num_steps_run} steps, {stop_text(result)}."
+        text += f"); {result.shape} curve, {result.num_steps_run} steps, {result.stop_text}."
     return text + ("" if result.message is None else " " + result.message)
 
 

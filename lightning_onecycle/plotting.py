@@ -25,7 +25,7 @@ def _new_figure() -> Figure:
     return fig
 
 
-def _mark_suggestion(ax: Axes, result: RangeTestResult, color: str) -> None:
+def _mark_suggestion(ax: Axes, result: RangeTestResult, color: str, bracket_label: str = "bracket") -> None:
     lr = result.suggested_lr
     if lr is None:
         return
@@ -35,26 +35,43 @@ def _mark_suggestion(ax: Axes, result: RangeTestResult, color: str) -> None:
     ax.axvline(lr, color=color, linestyle=":", linewidth=1)
     if result.suggestion_bracket is not None:
         low, high = result.suggestion_bracket
-        ax.axvspan(low, high, color=color, alpha=0.12, linewidth=0, label="bracket")
+        ax.axvspan(low, high, color=color, alpha=0.12, linewidth=0, label=bracket_label)
 
 
-def _axis_limits(ax: Axes, curves: list[list[float]]) -> None:
-    # A diverging tail would squash the interesting part; show up to twice the start level.
-    values = np.array([v for curve in curves for v in curve if np.isfinite(v)])
-    if values.size == 0:
+def _axis_limits(ax: Axes, results: list[RangeTestResult], show_raw: bool) -> None:
+    """Show up to twice the start level's height above the lowest point, so that a diverging tail does not
+    squash the interesting part, but at least all of the curve before the blow-up: a flat curve's wiggles, the
+    suggestion marked on them and (with the raw losses shown) the noise it is flat within."""
+    values: list[float] = []
+    body: list[float] = []  # before the blow-up
+    first: list[float] = []
+    for result in results:
+        smoothed = np.asarray(result.smoothed_losses, dtype=float)
+        before = np.asarray(result.lrs, dtype=float) < (result.divergence_lr or np.inf)
+        values += smoothed[np.isfinite(smoothed)].tolist()
+        body += smoothed[before & np.isfinite(smoothed)].tolist()
+        if show_raw:
+            raw = np.asarray(result.losses, dtype=float)
+            values += raw[np.isfinite(raw)].tolist()
+            raw_body = raw[before & np.isfinite(raw)]
+            if raw_body.size:  # its noise band; a lone spike does not set the scale
+                body += np.percentile(raw_body, [5, 95]).tolist()
+        if smoothed.size and np.isfinite(smoothed[0]):
+            first.append(float(smoothed[0]))
+    if not values:
         return
-    first = [curve[0] for curve in curves if curve and np.isfinite(curve[0])]
-    low, high = float(values.min()), float(values.max())
+    low, high = min(values), max(values)
     if first:
-        high = min(high, max(first) + (max(first) - low))
+        cap = max(first) + (max(first) - low)
+        high = min(high, max(cap, max(body, default=cap)))
     if high > low:
         margin = 0.05 * (high - low)
         ax.set_ylim(low - margin, high + margin)
 
 
-def _finish_axes(ax: Axes, curves: list[list[float]], ylabel: str, title: str) -> None:
+def _finish_axes(ax: Axes, results: list[RangeTestResult], show_raw: bool, ylabel: str, title: str) -> None:
     ax.set_xscale("log")
-    _axis_limits(ax, curves)
+    _axis_limits(ax, results, show_raw)
     ax.set_xlabel("learning rate")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -86,12 +103,17 @@ def plot_range_test(result: RangeTestResult, show_raw: bool = True) -> Figure:
     ax.plot(result.lrs, result.smoothed_losses, color="tab:blue", linewidth=2, label="smoothed loss")
     _mark_suggestion(ax, result, "tab:red")
     if result.divergence_lr is not None:
-        ax.axvline(result.divergence_lr, color="gray", linestyle="--", linewidth=1, label="blow-up")
-    title = f"LR range test ({result.stop_reason})"
+        # A NaN that ends the curve before any blow-up is marked as what it was: it may not come from the lr.
+        nan_ends_it = result.nonfinite_lr is not None and result.divergence_lr >= result.nonfinite_lr
+        label = "non-finite loss" if nan_ends_it else "blow-up"
+        ax.axvline(result.divergence_lr, color="gray", linestyle="--", linewidth=1, label=label)
+    title = f"LR range test ({result.stop_text})"
     if result.suggested_lr is not None:
         confidence = f", {result.confidence} confidence" if result.confidence else ""
-        title += f": suggested lr {result.suggested_lr:.3g} ({result.suggestion}{confidence})"
-    _finish_axes(ax, [result.smoothed_losses], "loss", title)
+        suggested = f"suggested lr {result.suggested_lr:.3g} ({result.suggestion}{confidence})"
+        # One line holds about 80 characters at this size; a longer title goes on two rather than off the edge.
+        title += (": " if len(title) + len(suggested) < 78 else "\n") + suggested
+    _finish_axes(ax, [result], show_raw, "loss", title)
     return fig
 
 
@@ -113,11 +135,11 @@ def plot_weight_decay_sweep(result: RangeTestResult) -> Figure:
         chosen = sweep.weight_decay == result.weight_decay
         label = f"wd={sweep.weight_decay:g}" + (" (chosen)" if chosen else "")
         ax.plot(sweep.lrs, sweep.smoothed_losses, color=color, linewidth=2.5 if chosen else 1.5, label=label)
-        _mark_suggestion(ax, sweep, color)
+        _mark_suggestion(ax, sweep, color, "bracket" if chosen else "_nolegend_")  # one legend entry, not one each
     title = "LR range test per weight decay"
     if result.suggested_lr is not None:
         title += f": lr {result.suggested_lr:.3g}, wd {result.weight_decay:g}"
-    _finish_axes(ax, [s.smoothed_losses for s in result.sweeps], "smoothed loss", title)
+    _finish_axes(ax, result.sweeps, False, "smoothed loss", title)
     return fig
 
 

@@ -73,6 +73,13 @@ class RangeTestResult:
     message: str | None = None
     seconds: float | None = field(default=None, compare=False)  # wall time: two equal results may differ in it
 
+    @property
+    def stop_text(self) -> str:
+        """Why the sweep stopped, with the lr of a non-finite loss (``"non-finite loss at lr 0.0515"``)."""
+        if self.nonfinite_lr is None:
+            return self.stop_reason
+        return f"{self.stop_reason} at lr {self.nonfinite_lr:.3g}"
+
     def to_dict(self) -> dict[str, Any]:
         """Plain Python values only (JSON-able and safe for ``torch.load(weights_only=True)``)."""
         return asdict(self)

@@ -81,3 +81,55 @@ def test_the_bracket_is_a_band_and_the_blow_up_a_dashed_line_with_the_confidence
     blow_up = [line for line in ax.get_lines() if line.get_label() == "blow-up"]
     assert blow_up and blow_up[0].get_xdata()[0] == 0.3 and blow_up[0].get_linestyle() == "--"
     assert "medium confidence" in ax.get_title()
+
+
+def _flat_then_blow_up() -> RangeTestResult:
+    """A flat, noisy curve (random labels) that blows up at lr 2, with the divergence rule's suggestion."""
+    lrs = [float(lr) for lr in np.geomspace(1e-5, 3.0, 60)]
+    noise = 0.1 * np.random.default_rng(0).standard_normal(60)
+    losses = [1.4 + n + (50.0 * (lr - 2.0) if lr > 2.0 else 0.0) for lr, n in zip(lrs, noise)]
+    smoothed = [1.4 + 0.5 * n for n in noise[:57]] + losses[57:]  # the blow-up's points as recorded
+    return RangeTestResult(
+        lrs=lrs,
+        losses=losses,
+        smoothed_losses=smoothed,
+        suggested_lr=lrs[56] / 40,
+        suggestion="divergence",
+        stop_reason="diverged",
+        num_steps_run=60,
+        shape="flat",
+        confidence="low",
+        suggestion_bracket=[lrs[40] / 40, lrs[56] / 40],
+        divergence_lr=lrs[57],
+    )
+
+
+def test_a_flat_curve_shows_its_suggestion_and_its_noise() -> None:
+    """The y axis of a curve without descent spans what it shows before the blow-up: the suggestion's marker and
+    the raw losses' noise (the curve is flat *within* it), not only the smoothed curve's first point and minimum."""
+    result = _flat_then_blow_up()
+    ax = plot_range_test(result).axes[0]
+    low, high = ax.get_ylim()
+    marker = next(line for line in ax.get_lines() if line.get_marker() == "o")
+    assert low <= marker.get_ydata()[0] <= high
+    before = [loss for lr, loss in zip(result.lrs, result.losses) if lr < result.divergence_lr]
+    assert sum(low <= loss <= high for loss in before) >= 0.9 * len(before)
+    assert high < max(result.losses)  # the blow-up itself still does not squash the rest
+
+
+def test_a_curve_that_ends_in_a_nan_marks_the_nan_not_a_blow_up() -> None:
+    import dataclasses
+
+    result = dataclasses.replace(_result(), stop_reason="non-finite loss", divergence_lr=1.2, nonfinite_lr=1.2)
+    labels = [line.get_label() for line in plot_range_test(result).axes[0].get_lines()]
+    assert "non-finite loss" in labels and "blow-up" not in labels
+    assert "at lr 1.2" in plot_range_test(result).axes[0].get_title()
+
+
+def test_a_weight_decay_plot_names_the_bracket_once() -> None:
+    import dataclasses
+
+    sweeps = [dataclasses.replace(_result(1e-2, wd=wd), suggestion_bracket=[5e-3, 2e-2]) for wd in (1e-4, 1e-3, 1e-2)]
+    result = RangeTestResult(**{**sweeps[1].__dict__, "sweeps": sweeps})
+    _, labels = plot_weight_decay_sweep(result).axes[0].get_legend_handles_labels()
+    assert labels.count("bracket") == 1
