@@ -192,7 +192,7 @@ def classifier(
     try:
         model = TransferClassifier(model_name, num_classes=num_classes, **kwargs)
     except (ValueError, FileNotFoundError, WeightsError) as err:
-        error(parser, in_flag_terms(str(err)))
+        error(parser, in_flag_terms(str(err), parser))
     training = model.training
     try:
         with torch.no_grad():
@@ -235,23 +235,37 @@ _DEVICES: dict[str, tuple[str, Callable[[], bool]]] = {
 }
 
 
-def in_flag_terms(message: str) -> str:
+def in_flag_terms(message: str, parser: ArgumentParser | None = None) -> str:
     """``message`` with the argument names it mentions replaced by the example flags that set them.
 
     Names with an underscore are replaced wherever they stand; one-word names
     (``accelerator``...) only where the message quotes them as code. In the range
-    test's messages ``max_lr`` is the sweep's end, ``--range-test-max-lr``;
-    elsewhere the schedule's peak, ``--max-lr``. ``name=value`` becomes ``--flag value``.
+    test's messages ``max_lr`` is the sweep's end, ``--range-test-max-lr``, unless
+    they say "the schedule's max_lr"; elsewhere the schedule's peak, ``--max-lr``.
+    ``name=value`` becomes ``--flag value``. With the script's ``parser``, a name
+    whose flag the script lacks stays as it is (compare.py has no ``--max-lr``).
     """
     flags = _RANGE_TEST_FLAGS if message.startswith("LRRangeTestCallback") else _FLAGS
-    snake = "|".join(name for name in flags if "_" in name)
-    words = "|".join(name for name in flags if "_" not in name)
-    code_like = rf"(?<![\w-])(?P<snake>{snake})(?!\w)|(?<=`)(?P<word>{words})(?=[`=])"
+    options = None if parser is None else _options(parser)
+    flags = {name: flag for name, flag in flags.items() if options is None or flag in options}
+    peak = _FLAGS["max_lr"] if options is None or _FLAGS["max_lr"] in options else None
+    snake = "|".join(name for name in flags if "_" in name) or "(?!)"  # (?!) matches nothing
+    words = "|".join(name for name in flags if "_" not in name) or "(?!)"
+    code_like = rf"(?<=the schedule's )(?P<peak>max_lr)(?!\w)|(?<![\w-])(?P<snake>{snake})(?!\w)"
+    code_like += rf"|(?<=`)(?P<word>{words})(?=[`=])"
 
     def flag(match: re.Match[str]) -> str:
-        return flags[match["snake"] or match["word"]] + (" " if match["equals"] else "")
+        name = peak if match["peak"] else flags[match["snake"] or match["word"]]
+        if name is None:  # the script has no flag for the schedule's peak
+            return match[0]
+        return f"{name} " if match["equals"] else name
 
     return re.sub(rf"(?:{code_like})(?P<equals>=)?", flag, message)
+
+
+def _options(parser: ArgumentParser) -> set[str]:
+    """The script's flags (``--max-lr``...): argparse's table of them, which jsonargparse's parser keeps too."""
+    return set(parser._option_string_actions)
 
 
 def error(parser: ArgumentParser, message: str) -> NoReturn:
@@ -276,18 +290,19 @@ def trainer(parser: ArgumentParser, **kwargs: Any) -> pl.Trainer:
         return pl.Trainer(**kwargs)
     except (MisconfigurationException, ValueError) as err:  # the Trainer's checks of its arguments
         settings = ", ".join(f"--{key} {kwargs[key]}" for key in ("accelerator", "devices", "strategy", "precision")
-                             if key in kwargs)  # fmt: skip
-        error(parser, f"{in_flag_terms(str(err))} (the Trainer got {settings})")
+                             if key in kwargs and f"--{key}" in _options(parser))  # fmt: skip
+        error(parser, f"{in_flag_terms(str(err), parser)} (the Trainer got {settings})")
 
 
 @contextmanager
-def warnings_in_flag_terms() -> Iterator[None]:
-    """While a script runs, the callbacks' warnings name the flags (``num_steps`` is ``--range-test-steps``)."""
+def warnings_in_flag_terms(parser: ArgumentParser | None = None) -> Iterator[None]:
+    """While a script runs, the callbacks' warnings name the flags (``num_steps`` is ``--range-test-steps``)
+    that the script (its ``parser``) has."""
     show = warnings.showwarning
 
     def show_in_flag_terms(message: Any, category: Any, filename: str, lineno: int, *args: Any) -> None:
         if _in_package(filename):
-            message = in_flag_terms(str(message))
+            message = in_flag_terms(str(message), parser)
         show(message, category, filename, lineno, *args)
 
     warnings.showwarning = show_in_flag_terms
@@ -309,7 +324,7 @@ def one_line_errors(parser: ArgumentParser, run_dir: Path) -> Iterator[None]:
     """
     made = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()]  # by this run, if it fails
     try:
-        with warnings_in_flag_terms():
+        with warnings_in_flag_terms(parser):
             yield
     except SystemExit:  # a parser error from a check inside
         _tidy(run_dir, made)
@@ -318,7 +333,7 @@ def one_line_errors(parser: ArgumentParser, run_dir: Path) -> Iterator[None]:
         if not isinstance(err, MisconfigurationException) and not (isinstance(err, ValueError) and _raised_here(err)):
             raise  # a bug: keep the traceback
         plot = _tidy(run_dir, made)
-        error(parser, in_flag_terms(str(err)) + (f" The range test's plot: {plot}" if plot else ""))
+        error(parser, in_flag_terms(str(err), parser) + (f" The range test's plot: {plot}" if plot else ""))
 
 
 def suggested_lr(result: RangeTestResult, instead: str = "") -> float:

@@ -158,6 +158,28 @@ def test_messages_of_the_callbacks_and_the_trainer_name_the_flags(monkeypatch) -
     )
 
 
+def test_the_range_tests_advice_on_the_schedules_peak_names_the_peaks_flag_where_the_script_has_one(
+    monkeypatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    import compare
+    import fit
+
+    from _cli import in_flag_terms
+
+    # A range-test message names two max_lr: the schedule's peak (fit.py's --max-lr) and the sweep's end.
+    message = (
+        "LRRangeTestCallback: the loss did not fall. Check it with a short run, or pass the schedule's max_lr"
+        " yourself; or raise max_lr."
+    )
+    expected = "pass the schedule's --max-lr yourself; or raise --range-test-max-lr."
+    assert in_flag_terms(message).endswith(expected)
+    assert in_flag_terms(message, fit.parser()).endswith(expected)
+    # compare.py has no flag for 1cycle's peak (nor --devices, --strategy): a name without a flag stays a name.
+    shown = in_flag_terms(message + " Or `devices=2`.", compare.parser())
+    assert shown.endswith("pass the schedule's max_lr yourself; or raise --range-test-max-lr. Or `devices=2`.")
+
+
 def test_warnings_of_the_callbacks_name_the_flags_while_an_example_runs(monkeypatch) -> None:
     monkeypatch.syspath_prepend(str(EXAMPLES))
     import lightning_onecycle.range_test
