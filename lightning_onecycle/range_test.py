@@ -140,7 +140,8 @@ class LRRangeTestCallback(Callback):
             the test, without a training step.
         weight_decays: Run one sweep per weight decay from the same starting point
             (Smith's weight-decay search) and choose the one whose smoothed curve
-            reaches the lowest minimum among those with a suggestion. The value is
+            reaches the lowest minimum among those with a suggestion (none when no
+            sweep has one: the optimizer's weight decay stays). The value is
             written to the param groups that have a non-zero weight decay (to all
             groups when none has). With ``stop_after_test=False`` the chosen weight
             decay stays set for training.
@@ -350,6 +351,14 @@ class LRRangeTestCallback(Callback):
         if self.weight_decays:
             chosen = _choose_weight_decay(sweeps)
             result = RangeTestResult(**{**asdict(chosen), "sweeps": sweeps})
+            if chosen.suggested_lr is None:
+                # No curve read anything, so the lowest minimum is noise: nothing to choose a weight decay by.
+                result.weight_decay = None
+                result.message = (
+                    ("" if result.message is None else result.message + " ")
+                    + f"No sweep of weight_decays={self.weight_decays} suggested an lr, so none is chosen: the"
+                    " weight decay stays the optimizer's."
+                )
         else:
             result = sweeps[0]
         result.seconds = time.perf_counter() - began

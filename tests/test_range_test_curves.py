@@ -253,3 +253,15 @@ def test_a_sweep_stopped_by_the_divergence_stop_never_says_the_loss_did_not_blow
     assert result.message is not None and "neither fell nor blew up" not in result.message
     if result.suggested_lr is None:
         assert f"stopped at lr {result.lrs[-1]:.3g}" in result.message
+
+
+def test_a_weight_decay_sweep_where_no_curve_suggests_anything_keeps_the_optimizers_weight_decay(tmp_path) -> None:
+    """With no suggestion from any sweep, the lowest minimum is noise (here all equal): no weight decay is chosen."""
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=20, weight_decays=[1e-4, 1e-3])
+    trainer = make_trainer(tmp_path, [range_test], max_epochs=1)
+    with pytest.warns(UserWarning, match="weight decay stays the optimizer's"):
+        trainer.fit(ConstantLossModel(weight_decay=5e-4))
+    result = range_test.result
+    assert result.suggested_lr is None and [s.suggested_lr for s in result.sweeps] == [None, None]
+    assert result.weight_decay is None
+    assert trainer.optimizers[0].param_groups[0]["weight_decay"] == 5e-4
