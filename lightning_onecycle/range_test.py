@@ -297,6 +297,13 @@ class LRRangeTestCallback(Callback):
             )
             if self._attr_name is not None and self.result.suggested_lr is not None:
                 lightning_setattr(pl_module, self._attr_name, self.result.suggested_lr)
+            if self.result.suggested_lr is None:
+                # Said again: what reads the suggestion (1cycle) points at this warning for the reason.
+                why = self.result.message or f"its curve gave none (stop reason: {self.result.stop_reason})."
+                rank_zero_warn(
+                    f"LRRangeTestCallback: the range test result from the checkpoint has no suggestion: {why}",
+                    category=UserWarning,
+                )
         elif _trainer.fast_dev_run(trainer):
             self.result = None
             rank_zero_warn("LRRangeTestCallback: skipping the range test because `fast_dev_run` is enabled.")

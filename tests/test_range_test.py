@@ -575,6 +575,34 @@ def test_resume_reuses_the_result(tmp_path, update_attr: bool) -> None:
     assert model.lr == (first.suggested_lr if update_attr else 0.01)
 
 
+@pytest.mark.parametrize("written", ["before suggestion v2", "now"])
+def test_a_resumed_result_without_a_suggestion_says_why_before_one_cycle_keeps_the_configured_lr(
+    tmp_path, written: str
+) -> None:
+    """1cycle's warning points at the range test's ("its warning above"): a reused result must give one too."""
+    checkpoint = ModelCheckpoint(dirpath=str(tmp_path / "ckpt"), save_last=True)
+    first = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=20)
+    make_trainer(tmp_path, [first, checkpoint], max_epochs=1, enable_checkpointing=True).fit(RangeTestModel())
+    path = tmp_path / "ckpt" / "last.ckpt"
+    saved = torch.load(path, weights_only=True)
+    key = next(k for k in saved["callbacks"] if k.startswith("LRRangeTestCallback"))
+    result = {**saved["callbacks"][key]["result"], "suggested_lr": None, "message": "The curve said nothing."}
+    if written == "before suggestion v2":  # a result dict of the first suggestion: none of the reading's fields
+        new_fields = {"shape", "confidence", "suggestion_bracket", "divergence_lr", "nonfinite_lr", "still_falling"}
+        result = {k: v for k, v in result.items() if k not in new_fields | {"message", "seconds"}}
+    saved["callbacks"][key]["result"] = result
+    torch.save(saved, path)
+
+    callbacks = [LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=20), OneCycleCallback()]
+    with pytest.warns(UserWarning) as seen:
+        make_trainer(tmp_path, callbacks, max_epochs=2).fit(RangeTestModel(), ckpt_path=str(path))
+    messages = [str(w.message) for w in seen]
+    one_cycle = next(i for i, m in enumerate(messages) if "suggested no learning rate" in m)
+    reused = [m for m in messages[:one_cycle] if m.startswith("LRRangeTestCallback") and "checkpoint" in m]
+    assert len(reused) == 1
+    assert ("The curve said nothing." if written == "now" else "stop reason: ") in reused[0]
+
+
 @pytest.mark.parametrize("max_lr", ["auto", None])
 def test_a_resumed_one_cycle_that_keeps_its_peak_skips_a_new_test_and_says_what_it_ignores(
     tmp_path, lightning_log, max_lr: str | None
