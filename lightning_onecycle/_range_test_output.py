@@ -23,7 +23,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lightning_onecycle.plotting import figure_to_array, plot_range_test, plot_weight_decay_sweep, save_figure
 from lightning_onecycle.range_test_result import RangeTestResult
-from lightning_onecycle.suggestions import DIVERGENCE_MARGIN
+from lightning_onecycle.suggestions import DIVERGENCE_MARGIN, STRATEGIES
 
 FILE_STEM = "lr_range_test"
 FILE_EXTENSIONS = (".csv", ".json", ".png")
@@ -190,6 +190,19 @@ def explain(result: RangeTestResult, min_lr: float, max_lr: float) -> str | None
             " If the loss cannot depend on what the model learns (random labels, a constant or detached"
             " loss, parameters without gradients), no lr will help; if it has not started to learn by"
             f" {max_lr:g}, raise max_lr. Training keeps the configured lr."
+        )
+    if lr is None and result.suggestion == "divergence" and result.shape == "descent":
+        return (
+            "The 'divergence' rule reads only a curve without a descent (one that sits flat until it blows up),"
+            " and this one has a descent: pass suggestion='auto' (or 'edge', 'minimum') to read it. Training"
+            " keeps the configured lr."
+        )
+    if lr is None and result.suggestion in STRATEGIES and result.shape == "flat":
+        return (
+            f"The {result.suggestion!r} rule needs a descent, and the loss did not fall before it"
+            f" {'was NaN or infinite' if nan_ends_it else 'blew up'} at lr {result.divergence_lr:.3g}:"
+            " suggestion='auto' reads such a curve by its blow-up ('divergence', of low confidence). Training"
+            " keeps the configured lr."
         )
     if lr is None:
         return (

@@ -265,3 +265,18 @@ def test_a_weight_decay_sweep_where_no_curve_suggests_anything_keeps_the_optimiz
     assert result.suggested_lr is None and [s.suggested_lr for s in result.sweeps] == [None, None]
     assert result.weight_decay is None
     assert trainer.optimizers[0].param_groups[0]["weight_decay"] == 5e-4
+
+
+def test_a_rule_asked_for_by_name_that_reads_nothing_in_the_curve_says_which_rule_would(tmp_path) -> None:
+    """'divergence' reads only curves without a descent, the other rules only curves with one: say so."""
+    descent = _sweep(tmp_path, RangeTestModel, suggestion="divergence").result
+    assert (descent.shape, descent.suggested_lr) == ("descent", None)
+    assert "has a descent" in descent.message and "suggestion='auto'" in descent.message
+
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=100.0, num_steps=60, suggestion="edge", stop_after_test=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        make_trainer(tmp_path, [range_test]).fit(AtChanceModel())
+    flat = range_test.result
+    assert (flat.shape, flat.suggested_lr) == ("flat", None)
+    assert f"blew up at lr {flat.divergence_lr:.3g}" in flat.message and "suggestion='auto'" in flat.message
