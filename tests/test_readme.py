@@ -1,0 +1,34 @@
+"""What the README promises about the callbacks' arguments, checked against the code it describes."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from lightning_onecycle import STRATEGIES, CyclicLRCallback, LRRangeTestCallback, OneCycleCallback
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _section(title: str) -> str:
+    """The README's text under ``### title``, up to the next heading."""
+    text = README.read_text()
+    start = text.index(f"\n### {title}\n")
+    end = min(i for i in (text.find("\n## ", start + 1), text.find("\n### ", start + 1), len(text)) if i != -1)
+    return text[start:end]
+
+
+@pytest.mark.parametrize("callback", [OneCycleCallback, CyclicLRCallback, LRRangeTestCallback])
+def test_every_argument_of_a_callback_is_in_its_readme_section(callback) -> None:
+    section = _section(f"`{callback.__name__}`")
+    names = inspect.signature(callback).parameters
+    missing = [name for name in names if f"`{name}`" not in section and f"`{name}=" not in section]
+    assert not missing, f"README's {callback.__name__} section does not name {missing}"
+
+
+def test_the_range_tests_suggestion_row_names_every_built_in_strategy() -> None:
+    (row,) = [line for line in _section("`LRRangeTestCallback`").splitlines() if line.startswith("| `suggestion`")]
+    missing = [name for name in STRATEGIES if f'`"{name}"`' not in row]
+    assert not missing, f"the README's `suggestion` row does not name {missing}"
