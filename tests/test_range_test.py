@@ -680,6 +680,34 @@ def test_ddp_ranks_average_the_loss_and_agree(tmp_path) -> None:
     assert rank0["result"]["losses"][0] == pytest.approx(first_mean, rel=1e-6)
 
 
+class OneRankNaNModel(LocalLossModel):
+    """Rank 1's loss is NaN at its 25th training step, well inside the descent: a bug of that rank, not the lr."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        loss = super().training_step(batch, batch_idx)
+        return loss * float("nan") if self.global_rank == 1 and self.calls == 25 else loss
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_a_nan_on_one_ddp_rank_stops_both_and_both_name_its_lr(tmp_path) -> None:
+    range_test = _test_only(min_lr=1e-4, max_lr=10.0, num_steps=60)
+    trainer = make_trainer(
+        tmp_path,
+        [range_test, DumpResult(str(tmp_path))],
+        strategy="ddp_spawn",
+        devices=2,
+        use_distributed_sampler=False,
+    )
+    trainer.fit(OneRankNaNModel(rank_data=True))
+    rank0 = json.loads((tmp_path / "rank0.json").read_text())["result"]
+    rank1 = json.loads((tmp_path / "rank1.json").read_text())["result"]
+    assert rank0 == rank1
+    assert rank0["stop_reason"] == "non-finite loss" and rank0["num_steps_run"] == 24
+    assert f"NaN or infinite at lr {rank0['nonfinite_lr']:.3g}" in rank0["message"]
+    assert "one process's data under DDP" in rank0["message"]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
