@@ -21,6 +21,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from lightning_onecycle.loss_tracking import MAX_SKIPPED_STEPS
 from lightning_onecycle.plotting import figure_to_array, plot_range_test, plot_weight_decay_sweep, save_figure
 from lightning_onecycle.range_test_result import RangeTestResult
 from lightning_onecycle.suggestions import DIVERGENCE_MARGIN, STRATEGIES
@@ -178,12 +179,21 @@ def explain(result: RangeTestResult, min_lr: float, max_lr: float) -> str | None
             " default initialisation) does this, and so does a task whose labels the inputs do not predict."
             " Check it with a short run, or pass the schedule's max_lr yourself."
         )
+    # Stopped short of max_lr where the reading sees no blow-up: the sweep's divergence stop fired on a rise
+    # the whole curve reads as too small, or AMP's GradScaler gave up (gradients overflowing at every step).
+    last = result.lrs[-1] if result.lrs else min_lr
+    stopped_early = (
+        f"stopped early at lr {last:.3g}: the divergence stop fired (the loss rose at three points in a row) or,"
+        f" under AMP, the GradScaler skipped more than {MAX_SKIPPED_STEPS} steps in a row (the gradients"
+        " overflowed)"
+        if result.stop_reason == "diverged" and result.divergence_lr is None
+        else None
+    )
     if result.shape == "flat-without-divergence" and lr is None:
-        if result.stop_reason == "diverged" and result.lrs:
+        if stopped_early is not None:
             return (
-                f"The loss did not fall during the sweep, which stopped at lr {result.lrs[-1]:.3g} as the loss"
-                " rose; the rise was too small to read a blow-up from, so there is nothing to suggest. Training"
-                f" keeps the configured lr; pass the schedule's max_lr yourself (below {result.lrs[-1]:.3g})."
+                f"The loss did not fall during the sweep, which {stopped_early}. Nothing to suggest from:"
+                f" training keeps the configured lr; pass the schedule's max_lr yourself (below {last:.3g})."
             )
         return (
             f"The loss neither fell nor blew up between lr {min_lr:g} and {max_lr:g}: nothing to read."
@@ -215,6 +225,11 @@ def explain(result: RangeTestResult, min_lr: float, max_lr: float) -> str | None
             f" up: the curve is read as blowing up there, and the suggestion {lr:.3g} follows from that."
             " If the lr did not cause it (a bad batch, one process's data under DDP, an overflow in fp16), the"
             " usable range may go further: fix that and test again."
+        )
+    if result.still_falling and stopped_early is not None:
+        return (
+            f"The loss had not turned back up when the sweep {stopped_early}; a higher max_lr will not help. The"
+            f" suggestion {lr:.3g} reads that lr as the edge, of low confidence."
         )
     if result.still_falling:
         return (

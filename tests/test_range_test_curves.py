@@ -252,7 +252,7 @@ def test_a_sweep_stopped_by_the_divergence_stop_never_says_the_loss_did_not_blow
     assert result.stop_reason == "diverged" and result.num_steps_run < 100
     assert result.message is not None and "neither fell nor blew up" not in result.message
     if result.suggested_lr is None:
-        assert f"stopped at lr {result.lrs[-1]:.3g}" in result.message
+        assert f"stopped early at lr {result.lrs[-1]:.3g}" in result.message
 
 
 def test_a_weight_decay_sweep_where_no_curve_suggests_anything_keeps_the_optimizers_weight_decay(tmp_path) -> None:
@@ -280,3 +280,44 @@ def test_a_rule_asked_for_by_name_that_reads_nothing_in_the_curve_says_which_rul
     flat = range_test.result
     assert (flat.shape, flat.suggested_lr) == ("flat", None)
     assert f"blew up at lr {flat.divergence_lr:.3g}" in flat.message and "suggestion='auto'" in flat.message
+
+
+class _InfiniteGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(grad, math.inf)
+
+
+class GradientOverflowModel(RangeTestModel):
+    """Above lr 0.05 every gradient is infinite (the loss stays finite): under fp16 AMP the GradScaler skips
+    every step there, until the sweep stops ("diverged") with the loss still where it was."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        loss = super().training_step(batch, batch_idx)
+        if self.trainer.optimizers[0].param_groups[-1]["lr"] > 0.05:
+            loss = loss + 0.0 * _InfiniteGradient.apply(self.head.weight).sum()
+        return loss
+
+
+@pytest.mark.parametrize(("num_steps", "shape"), [(60, "descent"), (40, "flat-without-divergence")])
+def test_a_sweep_stopped_by_overflowing_gradients_does_not_ask_for_a_higher_max_lr(
+    tmp_path, num_steps: int, shape: str
+) -> None:
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=num_steps, stop_after_test=True)
+    plugin = MixedPrecision("16-mixed", "cpu", torch.amp.GradScaler("cpu"))
+    pl.seed_everything(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        make_trainer(tmp_path, [range_test], plugins=[plugin]).fit(GradientOverflowModel())
+    result = range_test.result
+    assert (result.stop_reason, result.divergence_lr, result.shape) == ("diverged", None, shape)
+    assert result.lrs[-1] < 0.1  # far short of max_lr
+    assert result.message is not None and "raise max_lr" not in result.message.lower()
+    assert f"stopped early at lr {result.lrs[-1]:.3g}" in result.message and "GradScaler" in result.message
+    assert "as the loss rose" not in result.message
