@@ -204,14 +204,14 @@ def explain(result: RangeTestResult, min_lr: float, max_lr: float) -> str | None
     if lr is None and result.suggestion == "divergence" and result.shape == "descent":
         return (
             "The 'divergence' rule reads only a curve without a descent (one that sits flat until it blows up),"
-            " and this one has a descent: pass suggestion='auto' (or 'edge', 'minimum') to read it. Training"
+            " and this one has a descent: pass `suggestion='auto'` (or 'edge', 'minimum') to read it. Training"
             " keeps the configured lr."
         )
     if lr is None and result.suggestion in STRATEGIES and result.shape == "flat":
         return (
             f"The {result.suggestion!r} rule needs a descent, and the loss did not fall before it"
             f" {'was NaN or infinite' if nan_ends_it else 'blew up'} at lr {result.divergence_lr:.3g}:"
-            " suggestion='auto' reads such a curve by its blow-up ('divergence', of low confidence). Training"
+            " `suggestion='auto'` reads such a curve by its blow-up ('divergence', of low confidence). Training"
             " keeps the configured lr."
         )
     if lr is None:
