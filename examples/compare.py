@@ -103,6 +103,7 @@ def main() -> None:
             callbacks=[range_test],
             limit_train_batches=args.limit_train_batches,  # the sweep restarts the data where training's epoch ends
             limit_val_batches=0,
+            log_every_n_steps=1,  # it trains nothing: no warning that its epochs are shorter than Lightning's 50
             logger=TensorBoardLogger(run_dir, name="", version="range_test", default_hp_metric=False),
             enable_checkpointing=False,
             enable_model_summary=False,
