@@ -327,6 +327,63 @@ def split_table(tasks: dict[str, dict]) -> list[str]:
     return lines
 
 
+def summary_table(tasks: dict[str, dict]) -> list[str]:
+    """Worst and mean regret over the accuracy tasks, tasks within 1 pp, regression tasks apart."""
+    methods = [OURS, *PEERS, GRID_ONE_SEED]
+    accuracy = [n for n, r in tasks.items() if r["metric"] == "accuracy"]
+    losses = [n for n, r in tasks.items() if r["metric"] != "accuracy"]
+    lines = [
+        "| method | worst pp | mean pp | within 1 pp | within 5 pp | regression (% excess loss) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method in methods:
+        if not all(method in tasks[n]["methods"] for n in tasks):
+            continue
+        acc = [tasks[n]["methods"][method]["regret"] for n in accuracy]
+        loss = ", ".join(f"{n} {_fmt(tasks[n]['methods'][method]['regret'])}" for n in losses) or "-"
+        label = f"**{method}**" if method == OURS else method
+        lines.append(
+            f"| {label} | {_fmt(max(acc))} | {_fmt(statistics.mean(acc))} | {sum(v <= 1 for v in acc)}/{len(acc)}"
+            f" | {sum(v <= 5 for v in acc)}/{len(acc)} | {loss} |"
+        )
+    return lines
+
+
+def family_table(results: dict) -> list[str]:
+    families: dict[str, list[dict]] = {}
+    for r in results["tasks"].values():
+        families.setdefault(f"{r['split']}: {r['family']}", []).append(r)
+    lines = ["| family | tasks | " + " | ".join([OURS, *PEERS]) + " |", "|---" * (len(PEERS) + 3) + "|"]
+    for family, reports in sorted(families.items()):
+        worst = [max(r["methods"][m]["regret"] for r in reports) for m in (OURS, *PEERS)]
+        lines.append(f"| {family} | {len(reports)} | " + " | ".join(_fmt(w) for w in worst) + " |")
+    return lines
+
+
+def bracket_lines(results: dict) -> list[str]:
+    lines = []
+    for split in ("test", "dev", "legacy"):
+        inside = total = 0
+        widths = []
+        for r in results["tasks"].values():
+            if r["split"] != split:
+                continue
+            for i, own in enumerate(r["ours"]):
+                if not own.get("bracket"):
+                    continue
+                low, high = own["bracket"]
+                widths.append(math.log10(high / low))
+                others = [o["lr"] for j, o in enumerate(r["ours"]) if j != i and o["lr"]]
+                inside += sum(low / 1.0001 <= lr <= high * 1.0001 for lr in others)
+                total += len(others)
+        if total:
+            lines.append(
+                f"- {split}: {inside}/{total} ({inside / total:.0%}) of the other seeds' suggestions lie inside a"
+                f" seed's bracket; median bracket width {statistics.median(widths):.2f} decades."
+            )
+    return lines
+
+
 def _fmt(value: float) -> str:
     return "inf" if not math.isfinite(value) else f"{value:.2f}" if abs(value) < 1000 else f"{value:.3g}"
 
@@ -353,9 +410,12 @@ def detail(name: str, r: dict) -> list[str]:
     ours_runs = r["ours"]
     shapes = ", ".join(f"{o.get('shape')}/{o.get('suggestion')}/{o.get('confidence')}" for o in ours_runs)
     lines += ["", f"Ours per seed (curve shape / rule / confidence): {shapes}."]
-    if r.get("training_seconds"):
-        share = statistics.mean(o["seconds"] for o in ours_runs) / r["training_seconds"]
-        lines.append(f"Range test / one training run (median): {share:.2f}.")
+    task = TASKS[name]
+    batches = task.epochs * task.steps_per_epoch()
+    lines.append(
+        f"Cost: the sweep trains on {SWEEP['num_steps']} batches, the 1cycle run on {batches}"
+        f" ({SWEEP['num_steps'] / batches:.2f} of it); range test {statistics.mean(o['seconds'] for o in ours_runs):.1f} s."
+    )
     return lines + [""]
 
 
@@ -373,8 +433,10 @@ def markdown(results: dict) -> str:
     for split in ("test", "dev", "legacy"):
         tasks = {n: r for n, r in results["tasks"].items() if r["split"] == split}
         if tasks:
-            lines += [f"## {split}", ""] + split_table(tasks) + [""]
-    lines += ["## Per task", ""]
+            lines += [f"## {split}", ""] + summary_table(tasks) + [""] + split_table(tasks) + [""]
+    lines += ["## Per family: worst regret of each method (pp; % for a regression)", ""] + family_table(results)
+    lines += ["", "## The bracket: how often other seeds' suggestions fall inside a seed's", ""]
+    lines += bracket_lines(results) + ["", "## Per task", ""]
     for name, r in results["tasks"].items():
         lines += detail(name, r)
     return "\n".join(lines) + "\n"
