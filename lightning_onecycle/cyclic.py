@@ -141,10 +141,10 @@ class CyclicLRCallback(ParamGroupScheduler):
         super().__init__(settings, cycle_momentum=cycle_momentum, log_every_n_steps=log_every_n_steps)
 
     def _check_before_training(self, trainer: pl.Trainer) -> None:
-        # The bounds now; step sizes in epochs need the epoch's length, known once the fit loop has the data.
+        # What can fail fails now, before a range test's sweep: the bounds, and for step sizes in epochs the epoch.
         self._bounds(trainer)
         if self.settings.step_size_unit == "epochs":
-            _check_fixed_steps_per_epoch(trainer)
+            _steps_per_epoch(trainer, type(self).__name__)
 
     def _resolve(self, trainer: pl.Trainer) -> CyclicPlan:
         base_lrs, max_lrs = self._bounds(trainer)
@@ -173,15 +173,26 @@ class CyclicLRCallback(ParamGroupScheduler):
         steps = {"step_size_up": settings.step_size_up, "step_size_down": settings.step_size_down}
         if settings.step_size_unit == "steps":
             return steps
-        _check_fixed_steps_per_epoch(trainer)
-        batches = trainer.num_training_batches  # one epoch as the Trainer runs it: `limit_train_batches`, per process
-        if not math.isfinite(batches) or batches < 1:
-            raise MisconfigurationException(
-                f"{type(self).__name__}(step_size_unit='epochs') needs the length of an epoch, but the training data"
-                " has none (an IterableDataset). Give the step sizes in optimizer steps (step_size_unit='steps')."
-            )
-        per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
+        per_epoch = _steps_per_epoch(trainer, type(self).__name__)
         return {k: None if v is None else max(1, round(v * per_epoch)) for k, v in steps.items()}
+
+
+def _steps_per_epoch(trainer: pl.Trainer, owner: str) -> int:
+    """Optimizer steps in one epoch as the Trainer runs it (``limit_train_batches``, accumulation, one process's
+    share), or an error where epochs have no fixed number of them.
+
+    Sets up the training data if the fit loop has not yet (at ``on_fit_start``).
+    """
+    _check_fixed_steps_per_epoch(trainer)
+    if trainer.train_dataloader is None:  # as `estimated_stepping_batches` does, which skips it without max_epochs
+        trainer.fit_loop.setup_data()
+    batches = trainer.num_training_batches
+    if not math.isfinite(batches) or batches < 1:
+        raise MisconfigurationException(
+            f"{owner}(step_size_unit='epochs') needs the length of an epoch, but the training data"
+            " has none (an IterableDataset). Give the step sizes in optimizer steps (step_size_unit='steps')."
+        )
+    return math.ceil(batches / trainer.accumulate_grad_batches)
 
 
 def _check_fixed_steps_per_epoch(trainer: pl.Trainer) -> None:

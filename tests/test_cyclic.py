@@ -190,6 +190,17 @@ def test_wrong_bounds_fail_before_a_range_test_sweeps(tmp_path):
     assert probe.lrs == []
 
 
+def test_step_sizes_in_epochs_without_an_epoch_length_fail_before_a_range_test_sweeps(tmp_path):
+    from lightning_onecycle import LRRangeTestCallback
+
+    probe = OptimizerProbe()
+    clr = CyclicLRCallback(base_lr=0.001, max_lr=0.01, step_size_up=2, step_size_unit="epochs")
+    callbacks = [LRRangeTestCallback(num_steps=20), clr, probe]
+    with pytest.raises(MisconfigurationException, match="needs the length of an epoch"):
+        make_trainer(tmp_path, callbacks, max_epochs=-1, max_steps=10).fit(EndlessClassifier())
+    assert probe.lrs == [], "the sweep ran before the error"
+
+
 def test_a_config_builds_the_callback_with_its_defaults_and_whole_number_step_sizes() -> None:
     # jsonargparse (LightningCLI) types `step_size_up: float`: 2000 arrives as 2000.0.
     from jsonargparse import ArgumentParser
