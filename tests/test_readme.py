@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,14 @@ def test_the_range_tests_suggestion_row_names_every_built_in_strategy() -> None:
     (row,) = [line for line in _section("`LRRangeTestCallback`").splitlines() if line.startswith("| `suggestion`")]
     missing = [name for name in STRATEGIES if f'`"{name}"`' not in row]
     assert not missing, f"the README's `suggestion` row does not name {missing}"
+
+
+def test_the_layout_table_names_every_module_of_the_package() -> None:
+    text = README.read_text()
+    start = text.index("\n## Layout\n")
+    table = text[start : text.index("\n## ", start + 1)]
+    root = README.parent
+    modules = [path.relative_to(root) for path in (root / "lightning_onecycle").rglob("*.py")]
+    named = set(re.findall(r"[`/](\w+\.py)`", table))  # as `lightning_onecycle/x.py` or `x.py`
+    missing = [str(path) for path in modules if path.name != "__init__.py" and path.name not in named]
+    assert not missing, f"README's Layout table does not name {missing}"
