@@ -1,4 +1,4 @@
-"""The example model: any torchvision classifier with a new head, for transfer learning.
+"""The example model: any torchvision classifier with a linear head, given a new one, for transfer learning.
 
 :class:`TransferClassifier` follows the PyTorch transfer-learning tutorial: take a
 (pretrained) torchvision network, replace its classifier head for the task's
@@ -85,7 +85,8 @@ class TransferClassifier(pl.LightningModule):
 
     Args:
         model_name: any name from ``torchvision.models.list_models(torchvision.models)``
-            (``"resnet18"``, ``"mobilenet_v3_small"``, ``"vit_b_16"``...) or ``"smallcnn"``.
+            (``"resnet18"``, ``"mobilenet_v3_small"``, ``"vit_b_16"``...) but the SqueezeNets
+            (their head is a convolution, not a linear layer), or ``"smallcnn"``.
         num_classes: number of classes of the task; the head is replaced when it
             has a different number of outputs.
         weights: initial weights. ``None`` or ``"none"``: random. A torchvision
