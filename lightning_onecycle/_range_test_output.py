@@ -179,14 +179,12 @@ def explain(result: RangeTestResult, min_lr: float, max_lr: float) -> str | None
             " default initialisation) does this, and so does a task whose labels the inputs do not predict."
             " Check it with a short run, or pass the schedule's max_lr yourself."
         )
-    # Stopped short of max_lr where the reading sees no blow-up: the sweep's divergence stop fired on a rise
-    # the whole curve reads as too small, or AMP's GradScaler gave up (gradients overflowing at every step).
+    # AMP's GradScaler gave up (gradients overflowing at every step): the curve ends there, with no blow-up.
     last = result.lrs[-1] if result.lrs else min_lr
     stopped_early = (
-        f"stopped early at lr {last:.3g}: the divergence stop fired (the loss rose at three points in a row) or,"
-        f" under AMP, the GradScaler skipped more than {MAX_SKIPPED_STEPS} steps in a row (the gradients"
-        " overflowed)"
-        if result.stop_reason == "diverged" and result.divergence_lr is None
+        f"stopped early at lr {last:.3g}: under AMP, the GradScaler skipped more than {MAX_SKIPPED_STEPS} steps in"
+        " a row (the gradients overflowed in fp16)"
+        if result.stop_reason == "gradient overflow"
         else None
     )
     if result.shape == "flat-without-divergence" and lr is None:

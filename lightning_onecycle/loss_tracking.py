@@ -18,7 +18,7 @@ from lightning_onecycle.suggestions import DIVERGENCE_CONFIRM, LEVEL_FRACTION
 
 __all__ = ["MAX_SKIPPED_STEPS", "LossTracker", "StopReason"]
 
-StopReason = Literal["completed", "diverged", "non-finite loss"]
+StopReason = Literal["completed", "diverged", "non-finite loss", "gradient overflow"]
 
 MAX_SKIPPED_STEPS = 50
 """Consecutive steps AMP's GradScaler may skip (overflowing gradients) before the sweep counts as diverged."""
@@ -32,7 +32,7 @@ class LossTracker:
     - the loss is NaN or infinite (``"non-finite loss"``; the point is not recorded, its lr is
       kept in :attr:`nonfinite_lr`),
     - AMP's GradScaler skipped more than ``max_skipped_steps`` steps in a row
-      (``"diverged"``; a skipped step is not recorded, the caller retries its lr), or
+      (``"gradient overflow"``; a skipped step is not recorded, the caller retries its lr), or
     - the loss blew up (``"diverged"``): it stood above its starting level by
       ``divergence_threshold`` times its scale (how far it has fallen so far, at least
       three standard deviations of its noise) at :data:`~lightning_onecycle.suggestions.DIVERGENCE_CONFIRM`
@@ -81,6 +81,8 @@ class LossTracker:
         self._stop_reason: StopReason | None = None
         self.nonfinite_lr: float | None = None
         """The lr whose loss was NaN or infinite (the sweep stopped there), else ``None``."""
+        self.divergence_index: int | None = None
+        """Where the divergence stop found the blow-up (the first of its confirming points), else ``None``."""
 
     def update(self, lr: float, loss: float, skipped: bool = False) -> StopReason | None:
         """Take one sweep step: its lr, its loss and whether AMP skipped it; return why to stop, or ``None``.
@@ -95,7 +97,7 @@ class LossTracker:
             return self._stop("non-finite loss")
         if skipped:
             self._skipped += 1
-            return self._stop("diverged") if self._skipped > self.max_skipped_steps else None
+            return self._stop("gradient overflow") if self._skipped > self.max_skipped_steps else None
         self._skipped = 0
         beta = self.smoothing
         self._average = beta * self._average + (1 - beta) * loss
@@ -116,7 +118,10 @@ class LossTracker:
         noise = 1.4826 * statistics.median(self._steps) / math.sqrt(2)
         line = level + self.divergence_threshold * max(level - self._lowest, 3 * noise)
         self._above = self._above + 1 if loss > line else 0
-        return self._above >= DIVERGENCE_CONFIRM
+        if self._above >= DIVERGENCE_CONFIRM:
+            self.divergence_index = len(self._losses) - DIVERGENCE_CONFIRM
+            return True
+        return False
 
     def _stop(self, reason: StopReason) -> StopReason:
         self._stop_reason = reason

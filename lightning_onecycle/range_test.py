@@ -415,7 +415,13 @@ class LRRangeTestCallback(Callback):
         # The point whose loss was not finite is not recorded, but the curve is read as ending there.
         ending = [] if tracker.nonfinite_lr is None else [tracker.nonfinite_lr]
         rise = self.divergence_threshold or DIVERGENCE_RISE
-        reading = read_curve(lrs + ending, losses + [math.nan] * len(ending), divergence_rise=rise)
+        reading = read_curve(
+            lrs + ending,
+            losses + [math.nan] * len(ending),
+            divergence_rise=rise,
+            level_points=tracker.head,  # as the divergence stop read them, so the two agree on the curve
+            divergence_at=tracker.divergence_index,
+        )
         found = suggest_from(
             reading,
             self.suggestion,

@@ -32,8 +32,9 @@ class RangeTestResult:
             (beta ``smoothing``): the running loss of the progress bar.
         suggested_lr: The suggestion, or ``None`` when the curve shows nothing to suggest from.
         suggestion: Name of the strategy that made the suggestion (for ``"auto"``, the one it chose).
-        stop_reason: ``"completed"``, ``"diverged"`` (the loss blew up, see ``divergence_threshold``)
-            or ``"non-finite loss"``. The point with a non-finite loss is not recorded.
+        stop_reason: ``"completed"``, ``"diverged"`` (the loss blew up, see ``divergence_threshold``),
+            ``"non-finite loss"`` (the point with a non-finite loss is not recorded) or ``"gradient
+            overflow"`` (AMP's GradScaler skipped too many steps in a row).
         num_steps_run: Number of recorded sweep points.
         weight_decay: The weight decay of this sweep (the chosen one for a
             weight-decay sweep), ``None`` when the optimizer's own was used.

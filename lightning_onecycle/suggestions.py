@@ -182,7 +182,8 @@ class CurveReading:
         shape: ``"descent"``: the loss falls by more than :data:`DESCENT_NOISE` noise deviations, and
             not only in its last points before a blow-up; ``"flat"``: no such fall, but the loss blew up;
             ``"flat-without-divergence"``: neither; ``"too-short"``: under :data:`MIN_POINTS` usable points.
-        rises: The smoothed loss turned back up past its minimum, or diverged, within the sweep.
+        rises: The smoothed loss turned back up past its minimum, or blew up, within the sweep (a non-finite
+            loss alone does not count: the sweep was cut short of what the loss would have done).
     """
 
     lrs: np.ndarray
@@ -260,13 +261,23 @@ def divergence_index(
     return n if n < y.size else None
 
 
-def read_curve(lrs: Sequence[float], losses: Sequence[float], divergence_rise: float = DIVERGENCE_RISE) -> CurveReading:
+def read_curve(
+    lrs: Sequence[float],
+    losses: Sequence[float],
+    divergence_rise: float = DIVERGENCE_RISE,
+    level_points: int | None = None,
+    divergence_at: int | None = None,
+) -> CurveReading:
     """Read a range-test curve: its level, drop, noise, minimum, edge, divergence and shape.
 
     Args:
         lrs: Learning rates of the sweep, increasing.
         losses: Raw losses, one per lr.
         divergence_rise: The :data:`DIVERGENCE_RISE` to read the blow-up with (the sweep's own stop rule).
+        level_points: How many first points give the starting level; ``None``: a tenth of the finite
+            points (at least 3). The callback passes what its divergence stop used: a tenth of the planned sweep.
+        divergence_at: Where the sweep's divergence stop found the blow-up, if it did: the reading
+            takes it as is, so that the stop and the reading never disagree on the same curve.
 
     Raises:
         ValueError: If ``lrs`` and ``losses`` differ in length.
@@ -284,14 +295,14 @@ def read_curve(lrs: Sequence[float], losses: Sequence[float], divergence_rise: f
     x, y = _as_arrays(lrs, losses)
     nonfinite = _finite_prefix(y)
     nonfinite_index = None if nonfinite == y.size else nonfinite
-    head = max(3, int(round(LEVEL_FRACTION * nonfinite)))
+    head = level_points if level_points is not None else max(3, int(round(LEVEL_FRACTION * nonfinite)))
     if nonfinite < max(MIN_POINTS, head + 2):
         return _too_short(x, y, nonfinite_index)
     level = float(np.median(y[:head]))
     # Noise of one raw loss, from successive differences (a trend of the curve hardly enters, nor does a
     # blow-up at its end).
     noise = 1.4826 * float(np.median(np.abs(np.diff(y[:nonfinite])))) / math.sqrt(2)
-    div = divergence_index(y, level, noise, divergence_rise, start=head)
+    div = divergence_at if divergence_at is not None else divergence_index(y, level, noise, divergence_rise, start=head)
     n = nonfinite if div is None else div
     if n < max(MIN_POINTS, head + 2):
         return _too_short(x, y, nonfinite_index, div)
@@ -332,7 +343,8 @@ def read_curve(lrs: Sequence[float], losses: Sequence[float], divergence_rise: f
         divergence_index=div,
         nonfinite_index=nonfinite_index,
         shape=shape,
-        rises=bool(back_up.size) or div is not None,
+        # A NaN alone does not say the loss turned up: the sweep may have been cut short of it.
+        rises=bool(back_up.size) or (div is not None and div != nonfinite_index),
     )
 
 
@@ -576,11 +588,13 @@ class Suggestion:
         strategy: The rule that made it (for ``"auto"``, the one it chose).
         bracket: ``(low, high)``: the lrs the same rule reads anywhere in the curve's ambiguous
             stretch (the floor around a minimum, the rise around an edge, the climb before a
-            blow-up); how far another sweep's suggestion may plausibly lie. ``None`` without a suggestion.
-        confidence: ``"high"``: a descent that turns back up within the sweep, bracket at most
-            :data:`WIDE_BRACKET_DECADES` wide; ``"medium"``: the same with a wider bracket;
-            ``"low"``: a curve without descent (read from its blow-up), or one still falling at the
-            sweep's end. ``None`` without a suggestion.
+            blow-up); how far another sweep's suggestion may plausibly lie. ``None`` without a suggestion,
+            and for rules no stretch of the curve defines (a callable of yours, ``"steepest"``, ``"valley"``).
+        confidence: ``"high"``: a descent that turns back up within the sweep, bracket wider than a
+            point and at most :data:`WIDE_BRACKET_DECADES` wide; ``"medium"``: the same with a wider
+            bracket, or none; ``"low"``: a curve without descent (read from its blow-up), or one that had
+            not turned up when the sweep ended (still falling, or cut short by a non-finite loss).
+            ``None`` without a suggestion.
         reading: The :class:`CurveReading` it came from.
     """
 
@@ -613,13 +627,15 @@ def suggest_from(
     bracket = _bracket(reading, name, lr)
     if reading.shape != "descent" or reading.still_falling:
         confidence: Confidence = "low"
+    elif bracket is None or bracket[1] <= bracket[0]:
+        confidence = "medium"  # no stretch of the curve to judge the landmark by
     else:
         wide = math.log10(bracket[1] / bracket[0]) > WIDE_BRACKET_DECADES
         confidence = "medium" if wide else "high"
     return Suggestion(lr, name, bracket, confidence, reading)
 
 
-def _bracket(reading: CurveReading, name: str, lr: float) -> tuple[float, float]:
+def _bracket(reading: CurveReading, name: str, lr: float) -> tuple[float, float] | None:
     """The lrs ``name`` reads anywhere in the curve's ambiguous stretch, scaled as ``lr`` is from its landmark."""
     sm, n, lrs = reading.smoothed, reading.usable, reading.lrs
     if name in ("minimum", "minimum_nadam", "min_div_10"):
@@ -644,7 +660,7 @@ def _bracket(reading: CurveReading, name: str, lr: float) -> tuple[float, float]
         climbing = np.flatnonzero(usable > reading.level + 3 * reading.smoothed_noise) if n else np.array([])
         low = int(climbing[0]) if climbing.size else max(reading.divergence_index - 1, 0)
         high = reading.divergence_index
-    else:  # a callable of yours, steepest, valley: the suggestion alone
-        return lr, lr
+    else:  # a callable of yours, steepest, valley: no stretch of the curve defines them
+        return None
     scale = lr / landmark
     return min(float(lrs[low]) * scale, lr), max(float(lrs[high]) * scale, lr)

@@ -42,6 +42,7 @@ def test_divergence_is_three_points_above_the_level_by_threshold_times_the_drop_
     assert _feed(tracker, [6.0, 7.0, 7.0]) == [None, None, None]  # 6.0 is on the line, not above: no count
     assert _feed(tracker, [7.0]) == ["diverged"]
     assert tracker.num_points == 11 and tracker.losses[-3:] == [7.0, 7.0, 7.0] and tracker.stop_reason == "diverged"
+    assert tracker.divergence_index == 8  # the first of the three points above the line
 
 
 def test_one_spike_is_no_divergence() -> None:
@@ -79,14 +80,14 @@ def test_a_non_finite_loss_on_a_skipped_step_counts_as_non_finite() -> None:
     assert tracker.update(0.1, math.nan, skipped=True) == "non-finite loss"
 
 
-def test_skipped_steps_are_not_recorded_and_too_many_in_a_row_count_as_divergence() -> None:
+def test_skipped_steps_are_not_recorded_and_too_many_in_a_row_stop_as_a_gradient_overflow() -> None:
     tracker = LossTracker(smoothing=0.0, divergence_threshold=None)
     tracker.update(0.1, 1.0)
     for _ in range(MAX_SKIPPED_STEPS):
         assert tracker.update(0.2, 1.0, skipped=True) is None
     assert tracker.num_points == 1 and tracker.skipped_in_a_row == MAX_SKIPPED_STEPS
-    assert tracker.update(0.2, 1.0, skipped=True) == "diverged"
-    assert tracker.num_points == 1
+    assert tracker.update(0.2, 1.0, skipped=True) == "gradient overflow"
+    assert tracker.num_points == 1 and tracker.divergence_index is None
 
 
 def test_a_recorded_step_resets_the_skip_count() -> None:

@@ -25,7 +25,7 @@ from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from lightning_onecycle.one_cycle import OneCycleCallback
 from lightning_onecycle.range_test import LRRangeTestCallback, RangeTestResult, is_range_test_running
 from lightning_onecycle.schedules import LRSweep, OneCycleSchedule
-from lightning_onecycle.suggestions import suggest
+from lightning_onecycle.suggestions import read_curve, suggest_from
 
 from helpers import RangeTestModel, make_trainer, snapshot_params
 
@@ -513,7 +513,11 @@ def test_auto_suggestion_picks_the_strategy_by_optimizer(tmp_path, optimizer: st
     result = range_test.result
     assert result is not None and result.suggestion == strategy
     assert result.nonfinite_lr is None  # the raw curve is all the suggestion read
-    expected = suggest(result.lrs, result.losses, strategy)
+    # Read as the callback reads it: the level from a tenth of the planned 40 steps, the blow-up where the
+    # divergence stop found it (the first of its three confirming points).
+    diverged_at = result.num_steps_run - 3 if result.stop_reason == "diverged" else None
+    reading = read_curve(result.lrs, result.losses, level_points=4, divergence_at=diverged_at)
+    expected = suggest_from(reading, strategy).lr
     assert expected is not None and result.suggested_lr == expected
     written = json.loads((tmp_path / "rt" / "lr_range_test.json").read_text())
     assert (written["suggestion"], written["config"]["suggestion"]) == (strategy, "auto")

@@ -259,3 +259,27 @@ def test_for_sgd_a_scaled_loss_moves_the_suggestion_with_the_curve(y: np.ndarray
     assert (original is None) == (moved is None)
     if original is not None:
         assert moved == pytest.approx(original / c, rel=1e-9)
+
+
+def test_a_descent_cut_short_by_a_nan_has_not_turned_up_and_is_of_low_confidence() -> None:
+    y = curve(blow_up=None, noise=0.01)
+    y[70:] = np.nan  # the sweep stopped on a NaN while the loss still sat on its floor
+    reading = read_curve(LRS, y)
+    assert reading.shape == "descent" and reading.nonfinite_lr == LRS[70]
+    assert not reading.rises and reading.still_falling
+    assert suggest_from(reading).confidence == "low"
+
+
+def test_rules_no_stretch_of_the_curve_defines_have_no_bracket_and_never_high_confidence() -> None:
+    reading = read_curve(LRS, curve(noise=0.01))
+    for rule in ("steepest", "valley", lambda lrs, losses: float(lrs[int(np.argmin(losses))])):
+        found = suggest_from(reading, rule)
+        assert found.lr is not None and found.bracket is None and found.confidence == "medium"
+
+
+def test_the_reading_takes_the_level_window_and_the_blow_up_it_is_given() -> None:
+    """The callback passes what its divergence stop used, so that stop and reading agree on one curve."""
+    y = curve(noise=0.01)
+    given = read_curve(LRS, y, level_points=20, divergence_at=60)
+    assert given.divergence_index == 60 and given.usable == 60
+    assert given.level == pytest.approx(float(np.median(y[:20])))
