@@ -1,7 +1,8 @@
-"""The small offline tasks of the suggestion-quality benchmark.
+"""The first suite of the suggestion-quality benchmark: 14 small offline tasks (the ``legacy`` set).
 
-Each task is tiny data held in memory, a network, and an optimizer. The train/val
-split is fixed (seed 0); the run seed only changes initialisation and shuffling.
+Each task is tiny data held in memory, a network, and an optimizer; ``_suite.py``
+trains them with the same module as the other sets. The train/val split is fixed
+(seed 0); the run seed only changes initialisation and shuffling.
 """
 
 from __future__ import annotations
@@ -10,41 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from sklearn.datasets import load_digits, make_classification
 from sklearn.model_selection import train_test_split
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 SPLIT_SEED = 0
-
-
-class Classifier(pl.LightningModule):
-    """Cross-entropy on ``net``; records validation accuracy once per epoch in ``val_accs``."""
-
-    def __init__(
-        self, net: nn.Module, make_optimizer: Callable[[Any], torch.optim.Optimizer], label_smoothing: float = 0.0
-    ) -> None:
-        super().__init__()
-        self.net = net
-        self.make_optimizer = make_optimizer
-        self.label_smoothing = label_smoothing
-        self.val_accs: list[float] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        return nn.functional.cross_entropy(self(x), y, label_smoothing=self.label_smoothing)
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        x, y = batch  # the whole validation set is one batch
-        self.val_accs.append((self(x).argmax(1) == y).float().mean().item())
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.make_optimizer(self.parameters())
 
 
 @dataclass(frozen=True)
@@ -59,21 +32,6 @@ class Task:
     grid_decades: tuple[int, int]  # grid max LRs are 10**(k/4) for k in this closed range
     held_out: bool = False  # never used to choose a constant of the default suggestion
     label_smoothing: float = 0.0
-
-    def model(self) -> Classifier:
-        return Classifier(self.net(), self.optimizer, self.label_smoothing)
-
-    def loaders(self, seed: int) -> tuple[DataLoader, DataLoader]:
-        train, val = self.data()
-        shuffle = torch.Generator().manual_seed(seed)
-        return (
-            DataLoader(train, batch_size=self.batch_size, shuffle=True, generator=shuffle),
-            DataLoader(val, batch_size=len(val)),
-        )
-
-    def grid(self) -> list[float]:
-        lo, hi = self.grid_decades
-        return [10 ** (k / 4) for k in range(lo, hi + 1)]
 
 
 def _split(x: Any, y: Any) -> tuple[TensorDataset, TensorDataset]:

@@ -661,10 +661,8 @@ def test_progress_bar_shows_the_sweep(tmp_path, capsys) -> None:
     assert "LR range test" in capsys.readouterr().out
 
 
-@pytest.mark.slow
-@pytest.mark.ddp
-def test_ddp_ranks_average_the_loss_and_agree(tmp_path) -> None:
-    range_test = _test_only(min_lr=1e-3, max_lr=1e3, num_steps=40)
+def _ddp_spawn_fit(tmp_path, range_test: LRRangeTestCallback, model: pl.LightningModule) -> None:
+    """Fit ``model`` on 2 spawned CPU processes, each with its own data; each writes its result to rank<N>.json."""
     trainer = make_trainer(
         tmp_path,
         [range_test, DumpResult(str(tmp_path))],
@@ -672,7 +670,14 @@ def test_ddp_ranks_average_the_loss_and_agree(tmp_path) -> None:
         devices=2,
         use_distributed_sampler=False,
     )
-    trainer.fit(LocalLossModel(rank_data=True))
+    trainer.fit(model)
+
+
+@pytest.mark.slow
+@pytest.mark.ddp
+def test_ddp_ranks_average_the_loss_and_agree(tmp_path) -> None:
+    range_test = _test_only(min_lr=1e-3, max_lr=1e3, num_steps=40)
+    _ddp_spawn_fit(tmp_path, range_test, LocalLossModel(rank_data=True))
     rank0 = json.loads((tmp_path / "rank0.json").read_text())
     rank1 = json.loads((tmp_path / "rank1.json").read_text())
     assert rank0["first_local_losses"] != rank1["first_local_losses"]  # the ranks saw different data
@@ -696,14 +701,7 @@ class OneRankNaNModel(LocalLossModel):
 @pytest.mark.ddp
 def test_a_nan_on_one_ddp_rank_stops_both_and_both_name_its_lr(tmp_path) -> None:
     range_test = _test_only(min_lr=1e-4, max_lr=10.0, num_steps=60)
-    trainer = make_trainer(
-        tmp_path,
-        [range_test, DumpResult(str(tmp_path))],
-        strategy="ddp_spawn",
-        devices=2,
-        use_distributed_sampler=False,
-    )
-    trainer.fit(OneRankNaNModel(rank_data=True))
+    _ddp_spawn_fit(tmp_path, range_test, OneRankNaNModel(rank_data=True))
     rank0 = json.loads((tmp_path / "rank0.json").read_text())["result"]
     rank1 = json.loads((tmp_path / "rank1.json").read_text())["result"]
     assert rank0 == rank1
