@@ -212,6 +212,14 @@ class OneCycleCallback(ParamGroupScheduler):
                 f"{name} was given a {type(provider).__name__} as `max_lr` that is not among the Trainer's"
                 " callbacks, so it will never run. Add the same instance to `Trainer(callbacks=[...])`."
             )
+        if self.settings.max_lr_factor != 1.0 and self._suggestion_provider(trainer) is None:
+            rank_zero_warn(
+                f"{name}(max_lr_factor={self.settings.max_lr_factor:g}) multiplies a range test's suggestion, but"
+                f" this peak comes from {'max_lr' if self.settings.max_lr is not None else 'the configured lrs'}"
+                " (no LRRangeTestCallback among the Trainer's callbacks): the factor does nothing. Scale max_lr"
+                " itself, or add the range test.",
+                category=UserWarning,
+            )
 
     def _check_before_training(self, trainer: pl.Trainer) -> None:
         # What can fail without the range test's result fails now, before its sweep.

@@ -34,6 +34,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_setattr
@@ -261,6 +262,7 @@ class LRRangeTestCallback(Callback):
                 _range_test_output.prepare_directory(trainer, os.fspath(self.dirpath))
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        _check_strategy(trainer.strategy)
         if not pl_module.automatic_optimization:
             raise MisconfigurationException(
                 "LRRangeTestCallback needs automatic optimization, but the module sets"
@@ -470,12 +472,15 @@ class LRRangeTestCallback(Callback):
             of.append(f"for each of {sweeps} weight decays")
         share = f"{sweep_batches / fit_batches:.0%}"
         enough = int(COSTLY_SHARE * fit_batches / (accumulation * sweeps))
-        shorter = (
-            f"pass a smaller `num_steps` (num_steps={enough} keeps it within {COSTLY_SHARE:.0%})"
-            if enough >= MIN_NUM_STEPS
-            else "pass a smaller `num_steps` (at least 10), or test once with stop_after_test=True and pass the"
-            " suggestion as the peak lr"
-        )
+        if enough >= MIN_NUM_STEPS:
+            shorter = f"pass a smaller `num_steps` (num_steps={enough} keeps it within {COSTLY_SHARE:.0%})"
+        elif self.sweep.num_steps > MIN_NUM_STEPS:
+            shorter = (
+                f"pass a smaller `num_steps` (at least {MIN_NUM_STEPS}), or test once with stop_after_test=True"
+                " and pass the suggestion as the peak lr"
+            )
+        else:  # already the shortest sweep there is: only testing apart from this fit can save its cost
+            shorter = "test once with stop_after_test=True and pass the suggestion as the peak lr"
         rank_zero_warn(
             f"LRRangeTestCallback: the range test will train on {sweep_batches} batches ({' '.join(of)}) before"
             f" training starts, {share} of this fit's {fit_batches} training batches, so it adds about {share} to the"
@@ -532,6 +537,16 @@ def is_range_test_running(trainer: pl.Trainer | None) -> bool:
 
 
 # --- small helpers -------------------------------------------------------------------------
+
+
+def _check_strategy(strategy: object) -> None:
+    """Sharded strategies shard parameters and optimizer state: the sweep's snapshot cannot restore them."""
+    if isinstance(strategy, (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)):
+        raise MisconfigurationException(
+            f"LRRangeTestCallback does not support {type(strategy).__name__}: it shards parameters and optimizer"
+            " state across processes, which the test's snapshot and restore do not handle. Run the range test"
+            " with strategy='ddp' (or on one device) and pass its suggestion as the peak lr."
+        )
 
 
 def _call_module_hook(pl_module: pl.LightningModule, name: str) -> None:

@@ -893,3 +893,10 @@ def test_a_provider_passed_as_max_lr_must_be_among_the_callbacks(tmp_path):
     trainer = make_trainer(tmp_path, [OneCycleCallback(max_lr=_FixedFinder(0.1))])
     with pytest.raises(MisconfigurationException, match="was given a _FixedFinder as `max_lr` that is not among"):
         trainer.fit(TinyClassifier())
+
+
+@pytest.mark.parametrize("max_lr", [0.1, None])
+def test_a_max_lr_factor_without_a_range_test_says_it_does_nothing(tmp_path, max_lr) -> None:
+    callback = OneCycleCallback(max_lr=max_lr, max_lr_factor=0.5)
+    with pytest.warns(UserWarning, match=r"max_lr_factor=0.5\) multiplies a range test's suggestion"):
+        make_trainer(tmp_path, [callback], max_epochs=1).fit(TinyClassifier())

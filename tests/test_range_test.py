@@ -255,6 +255,14 @@ def test_the_fits_batches_the_cost_is_measured_against(tmp_path, flags: dict[str
         make_trainer(tmp_path, [range_test], **flags).fit(RangeTestModel(n_batches=5))
 
 
+def test_the_shortest_sweep_that_still_costs_too_much_is_not_told_to_shorten_itself(tmp_path) -> None:
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=1e-2, num_steps=10, save_files=False)
+    with pytest.warns(PossibleUserWarning) as seen:
+        make_trainer(tmp_path, [range_test], max_epochs=1).fit(RangeTestModel(n_batches=5))
+    told = next(str(w.message) for w in seen if "the range test will train on" in str(w.message))
+    assert "smaller `num_steps`" not in told and "test once with stop_after_test=True" in told
+
+
 @pytest.mark.parametrize(
     ("num_steps", "flags"),
     [(10, {"max_epochs": 8}), (20, {"max_epochs": 1, "limit_train_batches": 2, "max_steps": 1})],
@@ -1032,3 +1040,17 @@ def test_a_test_only_fit_then_a_second_fit_keep_both_tests_files_and_tags(tmp_pa
     events.Reload()
     assert [e.step for e in events.Scalars("range_test/loss")] == list(range(first.num_steps_run))
     assert [e.step for e in events.Scalars("range_test/test2/loss")] == list(range(second.num_steps_run))
+
+
+@pytest.mark.parametrize("strategy", ["FSDPStrategy", "DeepSpeedStrategy", "ModelParallelStrategy"])
+def test_sharded_strategies_are_refused_before_the_sweep(strategy: str) -> None:
+    """They shard parameters and optimizer state, which the snapshot does not restore (no GPU needed to check:
+    the check reads the strategy's class)."""
+    import lightning.pytorch.strategies as strategies
+
+    from lightning_onecycle.range_test import _check_strategy
+
+    sharded = object.__new__(getattr(strategies, strategy))  # the class is all the check reads
+    with pytest.raises(MisconfigurationException, match=f"does not support {strategy}.*strategy='ddp'"):
+        _check_strategy(sharded)
+    _check_strategy(strategies.SingleDeviceStrategy("cpu"))  # the others pass
