@@ -1,7 +1,8 @@
 """Is the LR that a range test suggests actually good? Measured against a grid search, per task set.
 
 For each task of ``_suite.py`` (the first suite's 14 ``legacy`` tasks, the ``dev``
-set the rules were chosen on, the ``test`` set written down before any run on it):
+set the rules were chosen on, the ``test`` set written down before any run on it, and ``test2``, written
+down after ``test`` was scored and before any change made for what it showed):
 
 1. a grid search of 1cycle max LRs (half decades over the task's range, then the quarter
    decades either side of the best), the mean over seeds of the best validation score over
@@ -10,15 +11,16 @@ set the rules were chosen on, the ``test`` set written down before any run on it
    ``torch_lr_finder.LRFinder``) sweeps 1e-7..10 in 100 steps on a fresh model per seed,
    and 1cycle trains at its suggestion with the same seed;
 3. regret = grid best - score at the suggestion, in points of accuracy (pp), or for a loss
-   the excess over the best loss, in percent. No suggestion scores 0 accuracy (or an
-   infinite loss).
+   the excess over the best loss, in percent. Without a suggestion, 1cycle trains at the
+   optimizer's configured lr, as ``OneCycleCallback`` does then (until the first test set
+   was scored, no suggestion scored 0 accuracy or an infinite loss).
 
 Everything is cached per task in ``results/cache/<task>.json`` (grid runs, peers'
 suggestions, trainings at any suggested LR, and the raw curves used to choose the rules),
 so a rerun only trains what is new. Ours is rerun when the library's sweep or suggestion
 code changes (a fingerprint of those sources is cached with it).
 
-    python benchmarks/suggestion_quality.py [--set legacy dev test] [--tasks ...] [--quick]
+    python benchmarks/suggestion_quality.py [--set legacy dev test test2] [--tasks ...] [--quick]
 
 Writes ``results/suggestion_quality.{md,json}``; ``--quick`` (one task, seed 0) only prints.
 """
@@ -52,7 +54,7 @@ import lightning_onecycle
 from lightning_onecycle import LRRangeTestCallback, OneCycleCallback
 
 SWEEP = {"min_lr": 1e-7, "max_lr": 10.0, "num_steps": 100}  # the same exponential sweep for every range test
-SEEDS = {"legacy": 5, "dev": 3, "test": 3}
+SEEDS = {"legacy": 5, "dev": 3, "test": 3, "test2": 3}
 OURS = "ours (default)"
 PEERS = ("Lightning lr_find", "torch-lr-finder")
 GRID_ONE_SEED = "(reference) grid search, one run per LR"
@@ -215,7 +217,7 @@ def quietly(fn, *args):
 
 
 def regret(task: Task, best: float, scores: list[float | None]) -> float:
-    """Accuracy: best - mean score, in pp (no suggestion scores 0). Loss: mean loss / best - 1, in %."""
+    """Accuracy: best - mean score, in pp (a missing score counts as 0). Loss: mean loss / best - 1, in %."""
     if task.higher_is_better:
         return 100 * (best - statistics.mean(s if s is not None else 0.0 for s in scores))
     losses = [s if s is not None else math.inf for s in scores]
@@ -280,7 +282,9 @@ def evaluate(task: Task, seeds: list[int], quick: bool, write: bool) -> dict:
     seconds = {OURS: [cache.data["ours"][str(s)]["seconds"] for s in seeds]}
     seconds |= {name: [cache.data["peers"][f"{name} seconds"].get(str(s), math.nan) for s in seeds] for name in PEERS}
     for name, suggested in rows.items():
-        achieved = [cache.score(lr, s) for lr, s in zip(suggested, seeds)]
+        # No suggestion: 1cycle peaks at the optimizer's configured lr, as OneCycleCallback does (for a peer,
+        # what a user who keeps their lr gets).
+        achieved = [cache.score(task.configured_lr if lr is None else lr, s) for lr, s in zip(suggested, seeds)]
         report["methods"][name] = {
             "lrs": suggested, "scores": achieved, "regret": regret(task, best, achieved),
             "seconds": statistics.mean(seconds[name]),
@@ -291,7 +295,7 @@ def evaluate(task: Task, seeds: list[int], quick: bool, write: bool) -> dict:
     report["ours"] = [cache.data["ours"][str(s)] for s in seeds]
     training = cache.data["seconds"]
     report["training_seconds"] = statistics.median(training) if training else None
-    if not quick and task.split != "test" and not any(str(s) in cache.data["sweeps"] for s in seeds):
+    if not quick and task.split not in ("test", "test2") and not any(str(s) in cache.data["sweeps"] for s in seeds):
         for seed in seeds:  # the raw curves the rules are chosen on (development sets only)
             cache.data["sweeps"][str(seed)] = quietly(raw_sweep, task, seed)
         cache.save()
@@ -333,8 +337,8 @@ def summary_table(tasks: dict[str, dict]) -> list[str]:
     accuracy = [n for n, r in tasks.items() if r["metric"] == "accuracy"]
     losses = [n for n, r in tasks.items() if r["metric"] != "accuracy"]
     lines = [
-        "| method | worst pp | mean pp | within 1 pp | within 5 pp | regression (% excess loss) |",
-        "|---|---|---|---|---|---|",
+        "| method | worst pp | mean pp | within 1 pp | within 5 pp | regression (% excess loss) | no suggestion |",
+        "|---|---|---|---|---|---|---|",
     ]
     for method in methods:
         if not all(method in tasks[n]["methods"] for n in tasks):
@@ -344,9 +348,15 @@ def summary_table(tasks: dict[str, dict]) -> list[str]:
         label = f"**{method}**" if method == OURS else method
         lines.append(
             f"| {label} | {_fmt(max(acc))} | {_fmt(statistics.mean(acc))} | {sum(v <= 1 for v in acc)}/{len(acc)}"
-            f" | {sum(v <= 5 for v in acc)}/{len(acc)} | {loss} |"
+            f" | {sum(v <= 5 for v in acc)}/{len(acc)} | {loss} | {_missing(tasks, method)} |"
         )
     return lines
+
+
+def _missing(tasks: dict[str, dict], method: str) -> str:
+    """Runs without a suggestion (trained at the configured lr), out of all seeds' runs."""
+    lrs = [lr for r in tasks.values() for lr in r["methods"][method]["lrs"]]
+    return f"{sum(lr is None for lr in lrs)}/{len(lrs)}"
 
 
 def family_table(results: dict) -> list[str]:
@@ -362,7 +372,7 @@ def family_table(results: dict) -> list[str]:
 
 def bracket_lines(results: dict) -> list[str]:
     lines = []
-    for split in ("test", "dev", "legacy"):
+    for split in ("test2", "test", "dev", "legacy"):
         inside = total = 0
         widths = []
         for r in results["tasks"].values():
@@ -404,7 +414,8 @@ def detail(name: str, r: dict) -> list[str]:
         "|---|---|---|---|",
     ]
     for method, m in r["methods"].items():
-        lrs = ", ".join("none" if lr is None else f"{lr:.2g}" for lr in m["lrs"])
+        configured = f"none (→ {TASKS[name].configured_lr:.2g})"
+        lrs = ", ".join(configured if lr is None else f"{lr:.2g}" for lr in m["lrs"])
         seconds = f"{m['seconds']:.1f}" if "seconds" in m else ""
         lines.append(f"| {method} | {lrs} | {_fmt(m['regret'])} | {seconds} |")
     ours_runs = r["ours"]
@@ -425,12 +436,13 @@ def markdown(results: dict) -> str:
         "# Suggestion quality: 1cycle at each range test's suggested max LR, against a grid search",
         "",
         f"Sweep {SWEEP['min_lr']:g}..{SWEEP['max_lr']:g} in {SWEEP['num_steps']} exponential steps for every"
-        f" range test; seeds per task: legacy {SEEDS['legacy']}, dev {SEEDS['dev']}, test {SEEDS['test']};"
+        " range test (no suggestion: 1cycle at the optimizer's configured lr, as `OneCycleCallback` does);"
+        f" seeds per task: legacy {SEEDS['legacy']}, dev {SEEDS['dev']}, test {SEEDS['test']};"
         f" torch {config['versions']['torch']}, lightning {config['versions']['lightning']}, 1 torch thread,"
         f" load average {config['load']}. Regret in pp of accuracy, or in % of excess loss for a regression.",
         "",
     ]
-    for split in ("test", "dev", "legacy"):
+    for split in ("test2", "test", "dev", "legacy"):
         tasks = {n: r for n, r in results["tasks"].items() if r["split"] == split}
         if tasks:
             lines += [f"## {split}", ""] + summary_table(tasks) + [""] + split_table(tasks) + [""]

@@ -38,7 +38,7 @@ def test_window_spans_the_lrs_within_the_tolerance_of_the_best():
     assert suggestion_quality.window(lrs, [2.0, 1.005, 1.0, 3.0], False, within=0.01) == pytest.approx(1.0)
 
 
-def test_regret_is_points_of_accuracy_or_percent_of_excess_loss_and_no_suggestion_scores_worst():
+def test_regret_is_points_of_accuracy_or_percent_of_excess_loss_and_a_missing_score_counts_worst():
     accuracy = _suite.TASKS["digits_cnn"]
     assert suggestion_quality.regret(accuracy, 0.9, [0.8, 0.9]) == pytest.approx(5.0)
     assert suggestion_quality.regret(accuracy, 0.9, [0.9, None]) == pytest.approx(45.0)  # None scores 0
@@ -50,9 +50,16 @@ def test_regret_is_points_of_accuracy_or_percent_of_excess_loss_and_no_suggestio
 
 def test_the_test_set_is_disjoint_from_development_and_every_task_has_a_family():
     splits = {name: task.split for name, task in _suite.TASKS.items()}
-    assert set(splits.values()) == {"legacy", "dev", "test"}
+    assert set(splits.values()) == {"legacy", "dev", "test", "test2"}
     assert sum(split == "test" for split in splits.values()) == len(_suite.TEST) == 8
+    assert sum(split == "test2" for split in splits.values()) == len(_suite.TEST2) == 7
     assert all(task.family for task in _suite.TASKS.values())
+
+
+def test_without_a_suggestion_the_task_trains_at_its_optimizers_configured_lr():
+    assert _suite.TASKS["mlp_regression_adam"].configured_lr == pytest.approx(1e-3)
+    assert _suite.TASKS["bigdata_cnn_sgd"].configured_lr == pytest.approx(0.01)
+    assert _suite.TASKS["tabular_adagrad"].configured_lr == pytest.approx(1e-2)
 
 
 def test_the_distillation_loss_is_hintons_kl_at_the_temperature():
