@@ -51,7 +51,7 @@ from lightning.pytorch.tuner import Tuner
 from torch_lr_finder import LRFinder
 
 import lightning_onecycle
-from lightning_onecycle import LRRangeTestCallback, OneCycleCallback
+from lightning_onecycle import LRRangeTestCallback, OneCycleCallback, range_test
 
 SWEEP = {"min_lr": 1e-7, "max_lr": 10.0, "num_steps": 100}  # the same exponential sweep for every range test
 SEEDS = {"legacy": 5, "dev": 3, "test": 3, "test2": 3}
@@ -76,7 +76,10 @@ def fingerprint() -> str:
     digest = hashlib.sha256()
     for name in FINGERPRINTED:
         digest.update((root / name).read_bytes())
-    digest.update(inspect.getsource(LRRangeTestCallback._sweep).encode())  # how the callback reads its sweep
+    # How the callback runs and reads its sweeps (the longer sweep of a flat curve included).
+    for method in (LRRangeTestCallback._run, LRRangeTestCallback._sweeps_again, LRRangeTestCallback._sweep):
+        digest.update(inspect.getsource(method).encode())
+    digest.update(inspect.getsource(range_test._after_longer_sweep).encode())
     return digest.hexdigest()[:16]
 
 

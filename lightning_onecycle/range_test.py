@@ -28,7 +28,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import lightning.pytorch as pl
@@ -69,6 +69,8 @@ MIN_NUM_STEPS = 10
 """Fewer sweep points than this leave too little curve to suggest from."""
 COSTLY_SHARE = 0.25
 """A sweep that trains on more batches than this share of the fit's says so before it starts."""
+FLAT_SHAPES = ("flat", "flat-without-divergence")
+"""Curve shapes without a descent: what a sweep too short for the network to start learning shows."""
 
 
 class LRRangeTestCallback(Callback):
@@ -137,6 +139,12 @@ class LRRangeTestCallback(Callback):
             ``"minimum_nadam"`` for NAdam; for a curve without one that blows up,
             ``"divergence"``), a strategy name in :data:`lightning_onecycle.suggestions.STRATEGIES`
             or a callable ``(lrs, smoothed_losses) -> lr | None``.
+        longer_sweep: With ``suggestion="auto"``, a curve without a descent (flat within its
+            noise, whether or not it blew up) is swept again from the restored start over the
+            same lrs with ``longer_sweep`` times ``num_steps`` steps: a network that needs more
+            steps than the sweep gives each lr shows no descent in a short sweep. The longer
+            sweep's result is kept when it shows a descent; otherwise the first one's (and
+            its message says the longer sweep showed none either). ``None`` or 1: never.
         stop_after_test: ``False``: test, then train. ``True``: the fit ends after
             the test, without a training step.
         weight_decays: Run one sweep per weight decay from the same starting point
@@ -185,6 +193,7 @@ class LRRangeTestCallback(Callback):
         divergence_threshold: float | None = 4.0,
         # A name first (a config saves it as written), then a callable (a config's dotted path imports).
         suggestion: StrategyName | SuggestionFn = DEFAULT_STRATEGY,
+        longer_sweep: int | None = 3,
         stop_after_test: bool = False,
         weight_decays: Sequence[float] | None = None,
         update_attr: bool | str = False,
@@ -221,6 +230,14 @@ class LRRangeTestCallback(Callback):
             check_positive_finite("divergence_threshold", divergence_threshold)
         resolve_strategy(suggestion)  # fail now on an unknown name
         self.suggestion = suggestion
+        if longer_sweep is not None and (
+            isinstance(longer_sweep, bool) or not isinstance(longer_sweep, int) or longer_sweep < 1
+        ):
+            raise ValueError(
+                f"Expected `longer_sweep` to be an integer >= 1 (how many times longer the second sweep of a flat"
+                f" curve is) or None (never sweep again), but got {longer_sweep!r}."
+            )
+        self.longer_sweep = longer_sweep
         self.weight_decays = _check_weight_decays(weight_decays)
         self.sweep = LRSweep(min_lr, max_lr, num_steps, mode)
         self.smoothing = float(smoothing)
@@ -351,7 +368,16 @@ class LRRangeTestCallback(Callback):
                         snapshot.restore()  # every weight decay starts from the same point
                     if wd is not None:
                         _set_weight_decay(optimizer, wd_groups, wd)
-                    sweeps.append(self._sweep(trainer, pl_module, optimizer, wd))
+                    found = self._sweep(trainer, pl_module, optimizer, wd, self.sweep)
+                    if self._sweeps_again(trainer, found):
+                        snapshot.restore()  # from the same start, with more steps at every lr
+                        if wd is not None:
+                            _set_weight_decay(optimizer, wd_groups, wd)
+                        longer = self._longer()
+                        found = _after_longer_sweep(
+                            found, self._sweep(trainer, pl_module, optimizer, wd, longer), longer.num_steps
+                        )
+                    sweeps.append(found)
         finally:
             self._running = False
             snapshot.restore()
@@ -387,18 +413,36 @@ class LRRangeTestCallback(Callback):
             for group, ratio in zip(optimizer.param_groups, _lr_ratios(optimizer)):
                 _param_groups.set_lr(group, result.suggested_lr * ratio)
 
+    def _sweeps_again(self, trainer: pl.Trainer, result: RangeTestResult) -> bool:
+        """Whether a curve without a descent gets a longer sweep; every rank takes rank zero's decision."""
+        if self.longer_sweep is None or self.longer_sweep == 1 or self.suggestion != DEFAULT_STRATEGY:
+            return False
+        flat = result.shape in FLAT_SHAPES and result.stop_reason != "gradient overflow"
+        return bool(trainer.strategy.broadcast(flat))
+
+    def _longer(self) -> LRSweep:
+        steps = self.sweep.num_steps * (self.longer_sweep or 1)
+        return LRSweep(self.sweep.min_lr, self.sweep.max_lr, steps, self.sweep.mode)
+
     def _sweep(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer, weight_decay: float | None
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        optimizer: Optimizer,
+        weight_decay: float | None,
+        sweep: LRSweep,
     ) -> RangeTestResult:
         ratios = _lr_ratios(optimizer)
         accumulation = accumulation_factor(trainer)  # the first epoch's, as training will have it
         batches = _sweep_engine.Batches(trainer, pl_module)
-        tracker = LossTracker(self.smoothing, self.divergence_threshold, num_steps=self.sweep.num_steps)
+        tracker = LossTracker(self.smoothing, self.divergence_threshold, num_steps=sweep.num_steps)
         desc = "LR range test" if weight_decay is None else f"LR range test (wd={weight_decay:g})"
-        bar = _sweep_engine.progress_bar(trainer, self.sweep.num_steps, desc) if self.progress_bar else None
+        if sweep.num_steps != self.sweep.num_steps:
+            desc += ", longer"
+        bar = _sweep_engine.progress_bar(trainer, sweep.num_steps, desc) if self.progress_bar else None
         try:
-            while tracker.num_points < self.sweep.num_steps:
-                lr = self.sweep.lr(tracker.num_points)
+            while tracker.num_points < sweep.num_steps:
+                lr = sweep.lr(tracker.num_points)
                 for group, ratio in zip(optimizer.param_groups, ratios):
                     _param_groups.set_lr(group, lr * ratio)
                 loss, skipped = _sweep_engine.sweep_step(trainer, pl_module, optimizer, batches, accumulation)
@@ -447,7 +491,7 @@ class LRRangeTestCallback(Callback):
             nonfinite_lr=tracker.nonfinite_lr,
             still_falling=reading.still_falling,
         )
-        result.message = _range_test_output.explain(result, self.sweep.min_lr, self.sweep.max_lr)
+        result.message = _range_test_output.explain(result, sweep.min_lr, sweep.max_lr)
         return result
 
     def _warn_if_costly(self, trainer: pl.Trainer) -> None:
@@ -484,7 +528,14 @@ class LRRangeTestCallback(Callback):
         rank_zero_warn(
             f"LRRangeTestCallback: the range test will train on {sweep_batches} batches ({' '.join(of)}) before"
             f" training starts, {share} of this fit's {fit_batches} training batches, so it adds about {share} to the"
-            f" training time. To shorten it, {shorter}.",
+            f" training time"
+            + (
+                f" ({self.longer_sweep} times that if its curve shows no descent and it sweeps again, see"
+                " `longer_sweep`)"
+                if self.longer_sweep and self.longer_sweep > 1 and self.suggestion == DEFAULT_STRATEGY
+                else ""
+            )
+            + f". To shorten it, {shorter}.",
             category=PossibleUserWarning,
         )
 
@@ -508,6 +559,7 @@ class LRRangeTestCallback(Callback):
             "divergence_threshold": self.divergence_threshold,
             "suggestion": resolve_strategy(self.suggestion)[0] if callable(self.suggestion) else self.suggestion,
             "weight_decays": self.weight_decays,
+            "longer_sweep": self.longer_sweep,
         }
 
 
@@ -537,6 +589,20 @@ def is_range_test_running(trainer: pl.Trainer | None) -> bool:
 
 
 # --- small helpers -------------------------------------------------------------------------
+
+
+def _after_longer_sweep(first: RangeTestResult, longer: RangeTestResult, steps: int) -> RangeTestResult:
+    """The longer sweep's (``steps`` planned) result if it shows a descent, else the first one's; either
+    says what happened in its message."""
+    if longer.shape == "descent":
+        note = (
+            f"The first sweep ({first.num_steps_run} steps) showed no descent; a sweep of {steps} steps from the"
+            f" same start did, and the suggestion reads it (pass num_steps={steps} to skip the short sweep next time)."
+        )
+        message = note if longer.message is None else f"{note} {longer.message}"
+        return replace(longer, swept_again=True, message=message)
+    note = f"A sweep of {steps} steps from the same start showed no descent either."
+    return replace(first, swept_again=True, message=(first.message + " " if first.message else "") + note)
 
 
 def _check_strategy(strategy: object) -> None:

@@ -50,6 +50,8 @@ class RangeTestResult:
         divergence_lr: Where the loss blew up (or went non-finite), ``None`` if it did not.
         nonfinite_lr: The lr whose loss was NaN or infinite (where the sweep stopped), ``None`` if none.
         still_falling: The loss was still falling at the sweep's last lr.
+        swept_again: The first sweep's curve showed no descent, so the test swept again with
+            ``longer_sweep`` times the steps; the result is the longer sweep's if it showed one.
         message: What the curve showed and what to do, when the suggestion is not a plain one
             (no descent, still falling, none at all); ``None`` otherwise.
         seconds: Wall time of the whole test (every sweep, the restore included), on rank zero.
@@ -71,6 +73,7 @@ class RangeTestResult:
     divergence_lr: float | None = None
     nonfinite_lr: float | None = None
     still_falling: bool = False
+    swept_again: bool = False
     message: str | None = None
     seconds: float | None = field(default=None, compare=False)  # wall time: two equal results may differ in it
 

@@ -175,7 +175,7 @@ def test_a_module_can_keep_its_python_state_out_of_the_sweep(tmp_path, keep_out:
 @pytest.mark.parametrize("mode", ["exponential", "linear"])
 def test_sweep_lrs_follow_lrsweep_and_keep_group_ratios(tmp_path, mode: str) -> None:
     probe = SweepProbe()
-    range_test = _test_only(mode=mode, divergence_threshold=None)
+    range_test = _test_only(longer_sweep=None, mode=mode, divergence_threshold=None)
     make_trainer(tmp_path, [range_test, probe]).fit(RangeTestModel(groups=2, lr=0.05))
     expected = [LRSweep(1e-4, 1e-2, 12, mode).lr(i) for i in range(12)]
     assert range_test.result.lrs == expected
@@ -199,7 +199,7 @@ class BatchIndexModel(RangeTestModel):
 @pytest.mark.parametrize("limit", [2, 0.4], ids=["count", "fraction"])
 def test_sweep_draws_only_the_batches_limit_train_batches_allows(tmp_path, limit: float) -> None:
     model = BatchIndexModel(n_batches=5)
-    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=1e-2, num_steps=11)
+    range_test = LRRangeTestCallback(longer_sweep=None, min_lr=1e-4, max_lr=1e-2, num_steps=11)
     trainer = make_trainer(tmp_path, [range_test], max_epochs=1, limit_train_batches=limit)
     trainer.fit(model)
     assert range_test.result.num_steps_run == 11
@@ -281,7 +281,7 @@ def test_a_sweep_that_costs_at_most_a_quarter_of_the_fit_or_is_all_there_is_says
 
 def test_sweep_restarts_a_stream_without_length_when_it_runs_out(tmp_path) -> None:
     model = StreamModel()
-    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=1e-2, num_steps=10)
+    range_test = LRRangeTestCallback(longer_sweep=None, min_lr=1e-4, max_lr=1e-2, num_steps=10)
     make_trainer(tmp_path, [range_test], max_epochs=1).fit(model)
     assert range_test.result.num_steps_run == 10
     assert model.batch_indices == [0, 1, 2] * 3 + [0] + [0, 1, 2]
@@ -323,7 +323,7 @@ def test_stop_after_test_ends_the_fit_and_restores_the_module(tmp_path) -> None:
 def test_divergence_stops_early_and_restores(tmp_path) -> None:
     model = RangeTestModel()
     before = snapshot_params(model)
-    range_test = _test_only(min_lr=1e-3, max_lr=1e3, num_steps=40)
+    range_test = _test_only(longer_sweep=None, min_lr=1e-3, max_lr=1e3, num_steps=40)
     make_trainer(tmp_path, [range_test]).fit(model)
     result = range_test.result
     assert result.stop_reason == "diverged"
@@ -347,7 +347,7 @@ def test_divergence_stops_early_and_restores(tmp_path) -> None:
 def test_nan_loss_stops_and_restores(tmp_path) -> None:
     model = RangeTestModel(nan_above_lr=1e-2)
     before = snapshot_params(model)
-    range_test = _test_only(min_lr=1e-4, max_lr=1.0, num_steps=20, divergence_threshold=None)
+    range_test = _test_only(longer_sweep=None, min_lr=1e-4, max_lr=1.0, num_steps=20, divergence_threshold=None)
     trainer = make_trainer(tmp_path, [range_test])
     trainer.fit(model)
     result = range_test.result
@@ -365,7 +365,9 @@ def test_nan_loss_stops_and_restores(tmp_path) -> None:
 def test_accumulation_clipping_and_dict_loss(tmp_path) -> None:
     model = ClipCountingModel(return_dict=True)
     probe = SweepProbe()
-    range_test = _test_only()
+    range_test = _test_only(
+        longer_sweep=None,
+    )
     make_trainer(tmp_path, [range_test, probe], accumulate_grad_batches=3, gradient_clip_val=0.5).fit(model)
     assert range_test.result.num_steps_run == 12
     assert model.calls == 12 * 3
@@ -454,7 +456,7 @@ def test_steps_skipped_by_the_grad_scaler_are_retried(tmp_path) -> None:
     # fp16 AMP with a GradScaler on CPU; the 9th training_step's gradient overflows on purpose.
     model = RangeTestModel(overflow_at_call=9)
     probe = SweepProbe()
-    range_test = _test_only(divergence_threshold=None)
+    range_test = _test_only(longer_sweep=None, divergence_threshold=None)
     plugin = MixedPrecision("16-mixed", "cpu", torch.amp.GradScaler("cpu"))
     trainer = make_trainer(tmp_path, [range_test, probe], plugins=[plugin])
     trainer.fit(model)
@@ -852,7 +854,7 @@ class FrozenBodyModel(RangeTestModel):
 
 def test_a_frozen_group_stays_at_lr_0_in_the_sweep_and_after_the_hand_off(tmp_path) -> None:
     probe = SweepProbe()
-    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=10.0, num_steps=30, update_attr=True)
+    range_test = LRRangeTestCallback(longer_sweep=None, min_lr=1e-4, max_lr=10.0, num_steps=30, update_attr=True)
     make_trainer(tmp_path, [range_test, probe], max_epochs=1).fit(FrozenBodyModel())
     assert range_test.suggested_lr is not None
     assert [body for body, _ in probe.sweep_lrs] == [0.0] * len(probe.sweep_lrs)

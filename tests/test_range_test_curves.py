@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_onecycle import LRRangeTestCallback, OneCycleCallback, OneCycleSchedule
+from lightning_onecycle import LRRangeTestCallback, OneCycleCallback, OneCycleSchedule, RangeTestResult
 from lightning_onecycle.suggestions import DIVERGENCE_MARGIN
 
 from helpers import OptimizerProbe, RangeTestModel, make_trainer
@@ -247,7 +247,9 @@ def test_the_divergence_stop_and_the_reading_agree_on_where_the_loss_blew_up(tmp
     lrs = np.geomspace(1e-4, 10.0, 100)
     rise = np.where(lrs > 1.0, 0.2 * (lrs**1.5 - 1), 0.0)
     losses = (1.0 + 0.1 * np.random.default_rng(115).standard_normal(100) + rise).tolist()
-    range_test = _sweep(tmp_path, lambda: ScriptedLossModel(losses), min_lr=1e-4, max_lr=10.0, num_steps=100)
+    range_test = _sweep(
+        tmp_path, lambda: ScriptedLossModel(losses), min_lr=1e-4, max_lr=10.0, num_steps=100, longer_sweep=None
+    )
     result = range_test.result
     assert result.stop_reason == "diverged" and result.num_steps_run < 100
     assert result.divergence_lr == result.lrs[-3]  # the first of the three points the stop fired on
@@ -320,3 +322,49 @@ def test_a_sweep_stopped_by_overflowing_gradients_does_not_ask_for_a_higher_max_
     assert result.message is not None and "raise max_lr" not in result.message.lower()
     assert f"stopped early at lr {result.lrs[-1]:.3g}" in result.message and "GradScaler" in result.message
     assert "as the loss rose" not in result.message
+
+
+def _flat_then(descent_steps: int) -> list[float]:
+    """40 flat noisy losses (a short sweep in which nothing is learnt), then a descent that turns back up."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    flat = 1.0 + 0.02 * rng.standard_normal(40)
+    x = np.linspace(-4, 1, descent_steps)  # log10 of the longer sweep's lrs, 1e-4..10
+    curve = 1.0 - 0.5 * (np.tanh(2 * (x + 2)) + 1) / 2 + np.where(x > -0.5, 3 * (x + 0.5) ** 2, 0.0)
+    return [*flat, *(curve + 0.01 * rng.standard_normal(descent_steps))]
+
+
+def test_a_flat_curve_is_swept_again_with_more_steps_and_its_descent_is_read(tmp_path) -> None:
+    model = ScriptedLossModel(_flat_then(120))
+    range_test = _sweep(tmp_path, lambda: model, num_steps=40, divergence_threshold=None)
+    result = range_test.result
+    assert model.calls == 160  # the short sweep, then one three times as long
+    assert result.swept_again and result.shape == "descent" and result.num_steps_run == 120
+    assert result.suggestion == "edge" and result.suggested_lr is not None
+    assert 1e-3 < result.suggested_lr < 1.0  # read from the longer curve's descent and edge
+    assert "a sweep of 120 steps from the same start did" in result.message and "num_steps=120" in result.message
+    saved = RangeTestResult.load(tmp_path / "rt" / "lr_range_test.json")
+    assert saved.swept_again and saved.num_steps_run == 120
+
+
+def test_a_curve_flat_in_the_longer_sweep_too_keeps_the_first_reading_and_says_so(tmp_path) -> None:
+    model = ScriptedLossModel([1.0] * 160)
+    range_test = _sweep(tmp_path, lambda: model, num_steps=40, divergence_threshold=None)
+    result = range_test.result
+    assert model.calls == 160
+    assert result.swept_again and result.num_steps_run == 40 and result.suggested_lr is None
+    assert result.message.endswith("A sweep of 120 steps from the same start showed no descent either.")
+
+
+@pytest.mark.parametrize("settings", [{"longer_sweep": None}, {"longer_sweep": 1}, {"suggestion": "edge"}])
+def test_no_longer_sweep_when_switched_off_or_a_rule_is_named(tmp_path, settings: dict) -> None:
+    model = ScriptedLossModel(_flat_then(120))
+    range_test = _sweep(tmp_path, lambda: model, num_steps=40, divergence_threshold=None, **settings)
+    assert model.calls == 40 and not range_test.result.swept_again
+
+
+@pytest.mark.parametrize("value", [0, 2.5, True, "3"])
+def test_longer_sweep_must_be_a_whole_factor_or_none(value: Any) -> None:
+    with pytest.raises(ValueError, match="`longer_sweep` to be an integer >= 1"):
+        LRRangeTestCallback(longer_sweep=value)
