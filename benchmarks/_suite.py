@@ -101,7 +101,7 @@ class BenchModule(pl.LightningModule):
 class Task:
     name: str
     family: str
-    split: Literal["legacy", "dev", "test", "test2"]
+    split: Literal["legacy", "dev", "test", "test2", "test3"]
     description: str
     data: Callable[[], tuple[TensorDataset, TensorDataset]]
     net: Callable[[], nn.Module]
@@ -560,6 +560,56 @@ TEST2 = [
 ]
 
 
+# Written down (2026-12-02) after test2 was scored with step 7, before step 8 was tried on anything:
+# no range test, grid run or training on these tasks happened before this commit.
+TEST3 = [
+    Task(
+        "bigdata_cnn_adam", "large-data", "test3",
+        "small CNN on 12k letter images at 16px (another draw), Adam, batch 64, one epoch: the sweep sees"
+        " half an epoch",
+        lambda: _letters_split(12_000, 2000, size=16, seed=51), lambda: _small_cnn(10),
+        lambda p: torch.optim.Adam(p, lr=1e-3), epochs=1, batch_size=64, grid_range=ADAM_GRID,
+    ),
+    Task(
+        "bigdata_mlp_adamw_wide_batch", "large-data", "test3",
+        "MLP (40-256-256-10) on the 50k rows of bigdata_mlp_adamw, AdamW wd 1e-2, batch 256, one epoch",
+        _big_tabular, lambda: _mlp(40, 256, 10), lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=1e-2),
+        epochs=1, batch_size=256, grid_range=ADAM_GRID,
+    ),
+    Task(
+        "digits_mlp_rmsprop", "other", "test3",
+        "MLP (64-256-256-10) on the flattened 8px digits, RMSprop, batch 32, 5 epochs",
+        lambda: _digits_images(8, channels=1), lambda: nn.Sequential(nn.Flatten(), _mlp(64, 256, 10)),
+        lambda p: torch.optim.RMSprop(p, lr=1e-3), epochs=5, batch_size=32, grid_range=ADAM_GRID,
+    ),
+    Task(
+        "deep_plain_chance_rings5", "at-chance", "test3",
+        "10 Linear layers of width 40 with ReLU, default init, on 5 rings, SGD momentum 0.9, batch 64",
+        lambda: _points(lambda n, c, s: _rings(n, c, s), 5, seed=53), lambda: _plain_mlp(10, 40, 2, 5), _sgd(),
+        epochs=10, batch_size=64, grid_range=SGD_GRID,
+    ),
+    Task(
+        "friedman_mlp_adamw", "mse", "test3",
+        "MLP (10-128-128-1) regression on Friedman #1, AdamW wd 1e-2, batch 64, 10 epochs; metric: validation MSE",
+        _friedman, lambda: _mlp(10, 128, 1), lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=1e-2),
+        epochs=10, batch_size=64, grid_range=ADAM_GRID, loss="mse", metric="val_loss",
+    ),
+    Task(
+        "distill_mlp_nesterov_t1", "distillation", "test3",
+        "MLP student (64-128-128-10) of the digits CNN teacher at temperature 1, SGD Nesterov momentum 0.9,"
+        " batch 128, 8 epochs; metric: accuracy on the true labels",
+        _digits_teacher_data, lambda: _mlp(64, 128, 10), _sgd(nesterov=True),
+        epochs=8, batch_size=128, grid_range=SGD_GRID, loss="distillation", temperature=1.0,
+    ),
+    Task(
+        "spiral_mlp_adam", "other", "test3",
+        "MLP (2-128-128-3) on 3-arm spirals, Adam, batch 32, 20 epochs",
+        lambda: _points(lambda n, c, s: _spiral(n, c, s), 3, seed=57), lambda: _mlp(2, 128, 3),
+        lambda p: torch.optim.Adam(p, lr=1e-3), epochs=20, batch_size=32, grid_range=ADAM_GRID,
+    ),
+]
+
+
 def _tabular_rmsprop_data() -> tuple[TensorDataset, TensorDataset]:
     x, y = make_classification(
         n_samples=2500, n_features=30, n_informative=10, n_redundant=5, n_classes=6,
@@ -584,4 +634,4 @@ def _legacy() -> list[Task]:
 
 
 LEGACY = _legacy()
-TASKS = {t.name: t for t in LEGACY + DEV + TEST + TEST2}
+TASKS = {t.name: t for t in LEGACY + DEV + TEST + TEST2 + TEST3}

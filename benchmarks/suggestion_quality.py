@@ -2,7 +2,8 @@
 
 For each task of ``_suite.py`` (the first suite's 14 ``legacy`` tasks, the ``dev``
 set the rules were chosen on, the ``test`` set written down before any run on it, and ``test2``, written
-down after ``test`` was scored and before any change made for what it showed):
+down after ``test`` was scored and before any change made for what it showed; ``test3``, written down
+after ``test2`` was scored, likewise):
 
 1. a grid search of 1cycle max LRs (half decades over the task's range, then the quarter
    decades either side of the best), the mean over seeds of the best validation score over
@@ -20,7 +21,7 @@ suggestions, trainings at any suggested LR, and the raw curves used to choose th
 so a rerun only trains what is new. Ours is rerun when the library's sweep or suggestion
 code changes (a fingerprint of those sources is cached with it).
 
-    python benchmarks/suggestion_quality.py [--set legacy dev test test2] [--tasks ...] [--quick]
+    python benchmarks/suggestion_quality.py [--set legacy dev test test2 test3] [--tasks ...] [--quick]
 
 Writes ``results/suggestion_quality.{md,json}``; ``--quick`` (one task, seed 0) only prints.
 """
@@ -54,7 +55,7 @@ import lightning_onecycle
 from lightning_onecycle import LRRangeTestCallback, OneCycleCallback, range_test
 
 SWEEP = {"min_lr": 1e-7, "max_lr": 10.0, "num_steps": 100}  # the same exponential sweep for every range test
-SEEDS = {"legacy": 5, "dev": 3, "test": 3, "test2": 3}
+SEEDS = {"legacy": 5, "dev": 3, "test": 3, "test2": 3, "test3": 3}
 OURS = "ours (default)"
 PEERS = ("Lightning lr_find", "torch-lr-finder")
 GRID_ONE_SEED = "(reference) grid search, one run per LR"
@@ -298,7 +299,7 @@ def evaluate(task: Task, seeds: list[int], quick: bool, write: bool) -> dict:
     report["ours"] = [cache.data["ours"][str(s)] for s in seeds]
     training = cache.data["seconds"]
     report["training_seconds"] = statistics.median(training) if training else None
-    if not quick and task.split not in ("test", "test2") and not any(str(s) in cache.data["sweeps"] for s in seeds):
+    if not quick and task.split not in ("test", "test2", "test3") and not any(str(s) in cache.data["sweeps"] for s in seeds):
         for seed in seeds:  # the raw curves the rules are chosen on (development sets only)
             cache.data["sweeps"][str(seed)] = quietly(raw_sweep, task, seed)
         cache.save()
@@ -375,7 +376,7 @@ def family_table(results: dict) -> list[str]:
 
 def bracket_lines(results: dict) -> list[str]:
     lines = []
-    for split in ("test2", "test", "dev", "legacy"):
+    for split in ("test3", "test2", "test", "dev", "legacy"):
         inside = total = 0
         widths = []
         for r in results["tasks"].values():
@@ -426,11 +427,40 @@ def detail(name: str, r: dict) -> list[str]:
     lines += ["", f"Ours per seed (curve shape / rule / confidence): {shapes}."]
     task = TASKS[name]
     batches = task.epochs * task.steps_per_epoch()
+    again = sum(swept_again(o) for o in ours_runs)
+    test_s = statistics.mean(o["seconds"] for o in ours_runs)
+    train_s = r.get("training_seconds")
+    share = f" ({test_s / train_s:.2f} of a 1cycle run's median {train_s:.1f} s)" if train_s else ""
     lines.append(
-        f"Cost: the sweep trains on {SWEEP['num_steps']} batches, the 1cycle run on {batches}"
-        f" ({SWEEP['num_steps'] / batches:.2f} of it); range test {statistics.mean(o['seconds'] for o in ours_runs):.1f} s."
+        f"Cost: a sweep trains on {SWEEP['num_steps']} batches, the 1cycle run on {batches}"
+        f" ({SWEEP['num_steps'] / batches:.2f} of it); swept again ({SWEEP['num_steps']} + up to"
+        f" {3 * SWEEP['num_steps']} batches) for {again} of {len(ours_runs)} seeds; range test {test_s:.1f} s{share}."
     )
     return lines + [""]
+
+
+def cost_lines(tasks: dict[str, dict]) -> list[str]:
+    """Our range test's wall time against one 1cycle run's, and how often it swept again."""
+    ratios = {
+        n: statistics.mean(o["seconds"] for o in r["ours"]) / r["training_seconds"]
+        for n, r in tasks.items()
+        if r.get("training_seconds")
+    }
+    runs = [o for r in tasks.values() for o in r["ours"]]
+    if not ratios:
+        return []
+    worst = max(ratios, key=ratios.__getitem__)
+    return [
+        f"Cost of our range test, as a share of one 1cycle run's wall time: median {statistics.median(ratios.values()):.2f},"
+        f" most {ratios[worst]:.2f} ({worst}); it swept again (a flat first curve) in {sum(map(swept_again, runs))}"
+        f" of {len(runs)} runs.",
+        "",
+    ]
+
+
+def swept_again(run: dict) -> bool:
+    """Whether ours swept again (a flat first curve): the kept curve is the longer one, or a flat one."""
+    return run["steps"] > SWEEP["num_steps"] or run.get("shape") in range_test.FLAT_SHAPES
 
 
 def markdown(results: dict) -> str:
@@ -445,10 +475,11 @@ def markdown(results: dict) -> str:
         f" load average {config['load']}. Regret in pp of accuracy, or in % of excess loss for a regression.",
         "",
     ]
-    for split in ("test2", "test", "dev", "legacy"):
+    for split in ("test3", "test2", "test", "dev", "legacy"):
         tasks = {n: r for n, r in results["tasks"].items() if r["split"] == split}
         if tasks:
             lines += [f"## {split}", ""] + summary_table(tasks) + [""] + split_table(tasks) + [""]
+            lines += cost_lines(tasks)
     lines += ["## Per family: worst regret of each method (pp; % for a regression)", ""] + family_table(results)
     lines += ["", "## The bracket: how often other seeds' suggestions fall inside a seed's", ""]
     lines += bracket_lines(results) + ["", "## Per task", ""]

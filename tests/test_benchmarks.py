@@ -50,9 +50,10 @@ def test_regret_is_points_of_accuracy_or_percent_of_excess_loss_and_a_missing_sc
 
 def test_the_test_set_is_disjoint_from_development_and_every_task_has_a_family():
     splits = {name: task.split for name, task in _suite.TASKS.items()}
-    assert set(splits.values()) == {"legacy", "dev", "test", "test2"}
+    assert set(splits.values()) == {"legacy", "dev", "test", "test2", "test3"}
     assert sum(split == "test" for split in splits.values()) == len(_suite.TEST) == 8
     assert sum(split == "test2" for split in splits.values()) == len(_suite.TEST2) == 7
+    assert sum(split == "test3" for split in splits.values()) == len(_suite.TEST3) == 7
     assert all(task.family for task in _suite.TASKS.values())
 
 
