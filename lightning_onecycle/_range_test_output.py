@@ -116,13 +116,14 @@ class ReportLabels:
         return f"{base}_test{taken + 1}" if base else f"test{taken + 1}"
 
 
-def explain(result: RangeTestResult, min_lr: float, max_lr: float) -> str | None:
+def explain(result: RangeTestResult, min_lr: float, max_lr: float, adaptive_auto: bool = False) -> str | None:
     """What the curve showed and what to do, when the suggestion is not a plain one; ``None`` when it is.
 
     Args:
         result: A sweep's result, its shape and suggestion read.
         min_lr: The sweep's first lr.
         max_lr: The sweep's last lr.
+        adaptive_auto: ``suggestion="auto"`` read the curve for an adaptive optimizer (Adam, RMSprop, ...).
 
     Example::
 
@@ -204,6 +205,16 @@ def explain(result: RangeTestResult, min_lr: float, max_lr: float) -> str | None
             "The 'divergence' rule reads only a curve without a descent (one that sits flat until it blows up),"
             " and this one has a descent: pass `suggestion='auto'` (or 'edge', 'minimum') to read it. Training"
             " keeps the configured lr."
+        )
+    if lr is None and adaptive_auto and result.shape == "flat":
+        where = "was NaN or infinite" if nan_ends_it else "blew up"
+        return (
+            f"The loss did not fall during the sweep (flat within its noise) until it {where} at lr"
+            f" {result.divergence_lr:.3g}. With an adaptive optimizer (Adam, RMSprop, ...) the lr where the loss"
+            " blows up says nothing about the usable range (each step moves every weight by about the lr), so"
+            " there is no suggestion: training keeps the configured lr. If the network learns slowly, a longer"
+            " sweep (num_steps) may show a descent; if it sits at chance, check its initialisation and"
+            " normalisation."
         )
     if lr is None and result.suggestion in STRATEGIES and result.shape == "flat":
         return (

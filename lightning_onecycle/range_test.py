@@ -468,11 +468,9 @@ class LRRangeTestCallback(Callback):
             level_points=tracker.head,  # as the divergence stop read them, so the two agree on the curve
             divergence_at=tracker.divergence_index,
         )
+        adaptive = _param_groups.uses_adaptive_steps(optimizer)
         found = suggest_from(
-            reading,
-            self.suggestion,
-            adaptive=_param_groups.uses_adaptive_steps(optimizer),
-            nadam=isinstance(optimizer, torch.optim.NAdam),
+            reading, self.suggestion, adaptive=adaptive, nadam=isinstance(optimizer, torch.optim.NAdam)
         )
         result = RangeTestResult(
             lrs=lrs,
@@ -491,7 +489,8 @@ class LRRangeTestCallback(Callback):
             nonfinite_lr=tracker.nonfinite_lr,
             still_falling=reading.still_falling,
         )
-        result.message = _range_test_output.explain(result, sweep.min_lr, sweep.max_lr)
+        adaptive_auto = adaptive and self.suggestion == DEFAULT_STRATEGY
+        result.message = _range_test_output.explain(result, sweep.min_lr, sweep.max_lr, adaptive_auto)
         return result
 
     def _warn_if_costly(self, trainer: pl.Trainer) -> None:

@@ -20,9 +20,12 @@ The default, ``"auto"``, reads the optimizer and the shape of the curve:
   :data:`EDGE_MARGIN`; adaptive ones (Adam, RMSprop, ...) get ``"minimum"``,
   the minimum's lr divided by :data:`MINIMUM_MARGIN` (NAdam: ``"minimum_nadam"``,
   :data:`NADAM_FACTOR` times that);
-- no descent, but the loss blew up: ``"divergence"``, the lr where it blew up
-  divided by :data:`DIVERGENCE_MARGIN` (a network that sits at chance during the
-  whole sweep: the blow-up is all the curve says about the usable range);
+- no descent, but the loss blew up: for plain-gradient optimizers,
+  ``"divergence"``, the lr where it blew up divided by :data:`DIVERGENCE_MARGIN`
+  (a network that sits at chance during the whole sweep: the blow-up, where the
+  lr passes what the curvature allows, is all the curve says about the usable
+  range); for adaptive ones, no suggestion (their step is about lr per weight
+  whatever the gradient, so their blow-up says nothing about the curvature);
 - neither: no suggestion.
 
 Pure functions of numbers: no Lightning and no optimizer here. The callback
@@ -85,7 +88,8 @@ MINIMUM_MARGIN = 2.5
 NADAM_FACTOR = 2.0
 """``"minimum_nadam"``: NAdam trains best at about twice what ``"minimum"`` reads from its curve."""
 DIVERGENCE_MARGIN = 40.0
-"""``"divergence"``: the lr where the loss blew up divided by this (a curve without descent)."""
+"""``"divergence"``: the lr where the loss blew up divided by this (a curve without descent; ``"auto"`` uses it
+for plain-gradient optimizers only)."""
 FLOOR_SHARE = 0.1
 """The bracket of ``"minimum"``: the lrs around the minimum where the smoothed loss is within this share of the
 drop from its bottom."""
@@ -487,6 +491,9 @@ def strategy_for(adaptive: bool, nadam: bool = False, shape: CurveShape = "desce
         ('edge', 'minimum', 'minimum_nadam')
         >>> strategy_for(adaptive=True, shape="flat")
         'divergence'
+
+    With an adaptive optimizer, ``"auto"`` suggests nothing from a curve without a descent
+    (:func:`suggest`): the configured lr stays.
     """
     if shape != "descent":
         return "divergence"
@@ -568,6 +575,10 @@ def _suggest(
     reading: CurveReading, strategy: str | SuggestionFn, adaptive: bool, nadam: bool
 ) -> tuple[str, float | None]:
     name, fn = resolve_strategy(strategy, adaptive, nadam, reading.shape)
+    if strategy == AUTO and adaptive and reading.shape != "descent":
+        # An adaptive optimizer's step is about lr per weight whatever the gradient, so its blow-up comes
+        # from the weights' scale, not from the curvature that bounds the usable lrs: nothing to read.
+        return name, None
     if isinstance(strategy, str):
         value = fn(reading)
     else:

@@ -95,6 +95,35 @@ def test_a_network_at_chance_gets_the_divergence_rule_and_the_fit_trains_at_it(t
     assert "blew up" in result.message
 
 
+class FlatUntilBlowUpAdamModel(RangeTestModel):
+    """With Adam, a loss that stays at its level (noise only) until the lr passes 1, then blows up."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, _ = batch
+        self.calls += 1
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+        noise = 0.01 * torch.randn((), generator=torch.Generator().manual_seed(self.calls)).item()
+        return 0.0 * self(x).sum() + 1.0 + noise + 10.0 * max(lr - 1.0, 0.0)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+def test_with_adam_a_network_at_chance_gets_no_suggestion_and_the_fit_peaks_at_the_configured_lr(tmp_path) -> None:
+    """Adam's blow-up lr comes from the weights' scale, not the curvature: no divergence rule, the configured lr."""
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=100.0, num_steps=60, dirpath=tmp_path / "rt")
+    probe = OptimizerProbe()
+    trainer = make_trainer(tmp_path, [range_test, OneCycleCallback(), probe])
+    with pytest.warns(UserWarning, match="With an adaptive optimizer .* there is no suggestion"):
+        trainer.fit(FlatUntilBlowUpAdamModel())
+    result = range_test.result
+    assert (result.shape, result.suggestion, result.suggested_lr) == ("flat", "divergence", None)
+    assert result.swept_again  # the 60-step curve was flat: swept again, flat again
+    training = probe.lrs[-trainer.global_step :]
+    schedule = OneCycleSchedule(max_lr=1e-3, total_steps=len(training))
+    assert [step[0] for step in training] == pytest.approx([schedule.lr(k) for k in range(len(training))])
+
+
 class RandomLabelModel(RangeTestModel):
     """Nothing to learn: labels independent of the inputs, and a sweep too low to blow anything up."""
 

@@ -116,6 +116,16 @@ def test_a_network_at_chance_until_it_blows_up_is_flat_and_gets_the_divergence_r
     assert found.lr == pytest.approx(reading.divergence_lr / DIVERGENCE_MARGIN)
 
 
+def test_for_an_adaptive_optimizer_a_flat_curve_that_blows_up_suggests_nothing() -> None:
+    reading = read_curve(LRS, curve(drop=0.0, blow_up=0.3, noise=0.01))
+    found = suggest_from(reading, "auto", adaptive=True)
+    assert reading.shape == "flat" and found.lr is None and found.confidence is None
+    # Asked for by name, the rule still reads the blow-up.
+    assert suggest_from(reading, "divergence", adaptive=True).lr == pytest.approx(
+        reading.divergence_lr / DIVERGENCE_MARGIN
+    )
+
+
 def test_a_dip_just_before_the_blow_up_is_not_a_descent() -> None:
     y = curve(drop=0.0, blow_up=0.3, noise=0.005)
     dip = int(np.searchsorted(LOG, 0.3)) - 2
