@@ -79,19 +79,30 @@ class AtChanceModel(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.01, momentum=0.9)
 
 
-def test_a_network_at_chance_gets_the_divergence_rule_and_the_fit_trains_at_it(tmp_path) -> None:
-    """The two-line recipe does not crash on a curve without a descent: 1cycle peaks at the blow-up / margin."""
+def _two_line_fit(tmp_path, model: pl.LightningModule, warning: str) -> tuple[RangeTestResult, list[float]]:
+    """Range test then 1cycle, as the README's two lines; the result and the lr of each training step."""
     range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=100.0, num_steps=60, dirpath=tmp_path / "rt")
     probe = OptimizerProbe()
     trainer = make_trainer(tmp_path, [range_test, OneCycleCallback(), probe])
-    with pytest.warns(UserWarning, match="did not fall during the sweep .* until it blew up at lr"):
-        trainer.fit(AtChanceModel())
-    result = range_test.result
-    training = probe.lrs[-trainer.global_step :]  # the probe saw the sweep's steps too
+    with pytest.warns(UserWarning, match=warning):
+        trainer.fit(model)
+    # The probe saw the sweep's steps too: training's are the last ones.
+    return range_test.result, [step[0] for step in probe.lrs[-trainer.global_step :]]
+
+
+def _one_cycle_lrs(max_lr: float, steps: int) -> list[float]:
+    schedule = OneCycleSchedule(max_lr=max_lr, total_steps=steps)
+    return [schedule.lr(k) for k in range(steps)]
+
+
+def test_a_network_at_chance_gets_the_divergence_rule_and_the_fit_trains_at_it(tmp_path) -> None:
+    """The two-line recipe does not crash on a curve without a descent: 1cycle peaks at the blow-up / margin."""
+    result, training = _two_line_fit(
+        tmp_path, AtChanceModel(), "did not fall during the sweep .* until it blew up at lr"
+    )
     assert (result.shape, result.suggestion, result.confidence) == ("flat", "divergence", "low")
     assert result.suggested_lr == pytest.approx(result.divergence_lr / DIVERGENCE_MARGIN)
-    schedule = OneCycleSchedule(max_lr=result.suggested_lr, total_steps=len(training))
-    assert [step[0] for step in training] == pytest.approx([schedule.lr(k) for k in range(len(training))])
+    assert training == pytest.approx(_one_cycle_lrs(result.suggested_lr, len(training)))
     assert "blew up" in result.message
 
 
@@ -111,17 +122,11 @@ class FlatUntilBlowUpAdamModel(RangeTestModel):
 
 def test_with_adam_a_network_at_chance_gets_no_suggestion_and_the_fit_peaks_at_the_configured_lr(tmp_path) -> None:
     """Adam's blow-up lr comes from the weights' scale, not the curvature: no divergence rule, the configured lr."""
-    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=100.0, num_steps=60, dirpath=tmp_path / "rt")
-    probe = OptimizerProbe()
-    trainer = make_trainer(tmp_path, [range_test, OneCycleCallback(), probe])
-    with pytest.warns(UserWarning, match="With an adaptive optimizer .* there is no suggestion"):
-        trainer.fit(FlatUntilBlowUpAdamModel())
-    result = range_test.result
+    warning = "With an adaptive optimizer .* there is no suggestion"
+    result, training = _two_line_fit(tmp_path, FlatUntilBlowUpAdamModel(), warning)
     assert (result.shape, result.suggestion, result.suggested_lr) == ("flat", "divergence", None)
     assert result.swept_again  # the 60-step curve was flat: swept again, flat again
-    training = probe.lrs[-trainer.global_step :]
-    schedule = OneCycleSchedule(max_lr=1e-3, total_steps=len(training))
-    assert [step[0] for step in training] == pytest.approx([schedule.lr(k) for k in range(len(training))])
+    assert training == pytest.approx(_one_cycle_lrs(1e-3, len(training)))  # the configured lr
 
 
 class RandomLabelModel(RangeTestModel):
