@@ -470,7 +470,8 @@ def markdown(results: dict) -> str:
         "",
         f"Sweep {SWEEP['min_lr']:g}..{SWEEP['max_lr']:g} in {SWEEP['num_steps']} exponential steps for every"
         " range test (no suggestion: 1cycle at the optimizer's configured lr, as `OneCycleCallback` does);"
-        f" seeds per task: legacy {SEEDS['legacy']}, dev {SEEDS['dev']}, test {SEEDS['test']};"
+        f" seeds per task: {', '.join(f'{split} {n}' for split, n in SEEDS.items())}; ours: the library's suggestion"
+        f" code with fingerprint {fingerprint()} (cached with each result);"
         f" torch {config['versions']['torch']}, lightning {config['versions']['lightning']}, 1 torch thread,"
         f" load average {config['load']}. Regret in pp of accuracy, or in % of excess loss for a regression.",
         "",

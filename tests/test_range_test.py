@@ -693,7 +693,8 @@ def test_ddp_ranks_average_the_loss_and_agree(tmp_path) -> None:
     assert rank0["first_local_losses"] != rank1["first_local_losses"]  # the ranks saw different data
     assert rank0["result"] == rank1["result"]
     assert rank0["result"]["stop_reason"] == "diverged"
-    assert rank0["result"]["num_steps_run"] < 40
+    # The 40-step curve shows no descent: both ranks sweep again (120 steps), and that sweep diverges too.
+    assert rank0["result"]["swept_again"] and rank0["result"]["num_steps_run"] < 120
     # The recorded loss is the mean of the ranks' losses.
     first_mean = (rank0["first_local_losses"][0] + rank1["first_local_losses"][0]) / 2
     assert rank0["result"]["losses"][0] == pytest.approx(first_mean, rel=1e-6)
