@@ -137,8 +137,9 @@ class LRRangeTestCallback(Callback):
         suggestion: ``"auto"`` (default: for a curve with a descent, ``"edge"`` for SGD-style
             optimizers, ``"minimum"`` for adaptive ones such as Adam or RMSprop,
             ``"minimum_nadam"`` for NAdam; for a curve without one that blows up,
-            ``"divergence"``), a strategy name in :data:`lightning_onecycle.suggestions.STRATEGIES`
-            or a callable ``(lrs, smoothed_losses) -> lr | None``.
+            ``"divergence"`` with SGD-style optimizers and no suggestion with adaptive ones), a
+            strategy name in :data:`lightning_onecycle.suggestions.STRATEGIES` or a callable
+            ``(lrs, smoothed_losses) -> lr | None``.
         longer_sweep: With ``suggestion="auto"``, a curve without a descent (flat within its
             noise, whether or not it blew up) is swept again from the restored start over the
             same lrs with ``longer_sweep`` times ``num_steps`` steps: a network that needs more
