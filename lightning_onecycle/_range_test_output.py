@@ -212,8 +212,8 @@ def explain(result: RangeTestResult, min_lr: float, max_lr: float, adaptive_auto
             f"The loss did not fall during the sweep (flat within its noise) until it {where} at lr"
             f" {result.divergence_lr:.3g}. With an adaptive optimizer (Adam, RMSprop, ...) the lr where the loss"
             " blows up says nothing about the usable range (each step moves every weight by about the lr), so"
-            " there is no suggestion: training keeps the configured lr. If the network learns slowly, a longer"
-            " sweep (num_steps) may show a descent; if it sits at chance, check its initialisation and"
+            " there is no suggestion: training keeps the configured lr. If the network learns slowly, a sweep with"
+            " more steps (num_steps) may show a descent; if it sits at chance, check its initialisation and"
             " normalisation."
         )
     if lr is None and result.suggestion in STRATEGIES and result.shape == "flat":

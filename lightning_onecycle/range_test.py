@@ -107,7 +107,9 @@ class LRRangeTestCallback(Callback):
     for ``trainer.sanity_checking``, or save and restore them in the module's
     optional hooks ``on_lr_range_test_start()`` (called before the first sweep
     step, the flag true) and ``on_lr_range_test_end()`` (called after the
-    restore, the flag false).
+    restore, the flag false). The hooks wrap the whole test: between its sweeps
+    (one per weight decay, and a longer one after a flat curve) only tensors
+    and random number generators are restored.
 
     The result is written on rank zero to ``dirpath`` (default ``trainer.log_dir``)
     as ``lr_range_test.csv``, ``lr_range_test.json`` and ``lr_range_test.png``,
@@ -145,7 +147,9 @@ class LRRangeTestCallback(Callback):
             same lrs with ``longer_sweep`` times ``num_steps`` steps: a network that needs more
             steps than the sweep gives each lr shows no descent in a short sweep. The longer
             sweep's result is kept when it shows a descent; otherwise the first one's (and
-            its message says the longer sweep showed none either). ``None`` or 1: never.
+            its message says the longer sweep showed none either). With ``weight_decays``, a
+            flat curve for any of them sweeps all of them again, and the longer sweeps are
+            compared (one length for all). ``None`` or 1: never.
         stop_after_test: ``False``: test, then train. ``True``: the fit ends after
             the test, without a training step.
         weight_decays: Run one sweep per weight decay from the same starting point
@@ -203,8 +207,8 @@ class LRRangeTestCallback(Callback):
         save_files: bool = True,
         log_to_loggers: bool = True,
     ) -> None:
-        min_lr, max_lr, num_steps, smoothing, divergence_threshold, weight_decays = plain_numbers(
-            (min_lr, max_lr, num_steps, smoothing, divergence_threshold, weight_decays)
+        min_lr, max_lr, num_steps, smoothing, divergence_threshold, weight_decays, longer_sweep = plain_numbers(
+            (min_lr, max_lr, num_steps, smoothing, divergence_threshold, weight_decays, longer_sweep)
         )
         min_lr = lr_argument("min_lr", min_lr, "a positive number", per_group=False)
         max_lr = lr_argument("max_lr", max_lr, "a positive number", per_group=False)
@@ -364,21 +368,26 @@ class LRRangeTestCallback(Callback):
             _call_module_hook(pl_module, "on_lr_range_test_start")
             with _sweep_engine.ignored_logging(pl_module):
                 weight_decays: Sequence[float | None] = self.weight_decays or [None]
-                for i, wd in enumerate(weight_decays):
-                    if i > 0:
-                        snapshot.restore()  # every weight decay starts from the same point
-                    if wd is not None:
-                        _set_weight_decay(optimizer, wd_groups, wd)
-                    found = self._sweep(trainer, pl_module, optimizer, wd, self.sweep)
-                    if self._sweeps_again(trainer, found):
-                        snapshot.restore()  # from the same start, with more steps at every lr
+
+                def sweep_each(sweep: LRSweep, restore_first: bool) -> list[RangeTestResult]:
+                    found = []
+                    for i, wd in enumerate(weight_decays):
+                        if i > 0 or restore_first:
+                            snapshot.restore()  # every sweep starts from the same point
                         if wd is not None:
                             _set_weight_decay(optimizer, wd_groups, wd)
-                        longer = self._longer()
-                        found = _after_longer_sweep(
-                            found, self._sweep(trainer, pl_module, optimizer, wd, longer), longer.num_steps
-                        )
-                    sweeps.append(found)
+                        found.append(self._sweep(trainer, pl_module, optimizer, wd, sweep))
+                    return found
+
+                sweeps = sweep_each(self.sweep, restore_first=False)
+                # Every rank asks about every sweep (no short-circuit): each question is a broadcast.
+                if any([self._sweeps_again(trainer, found) for found in sweeps]):
+                    longer = self._longer()
+                    # All weight decays again, so that they are compared on sweeps of one length.
+                    sweeps = [
+                        _after_longer_sweep(first, again, longer.num_steps, keep_longer=len(sweeps) > 1)
+                        for first, again in zip(sweeps, sweep_each(longer, restore_first=True))
+                    ]
         finally:
             self._running = False
             snapshot.restore()
@@ -530,8 +539,8 @@ class LRRangeTestCallback(Callback):
             f" training starts, {share} of this fit's {fit_batches} training batches, so it adds about {share} to the"
             f" training time"
             + (
-                f" ({self.longer_sweep} times that if its curve shows no descent and it sweeps again, see"
-                " `longer_sweep`)"
+                f" ({self.longer_sweep + 1} times that in all if its curve shows no descent and it sweeps again"
+                f" with longer_sweep={self.longer_sweep} times the steps)"
                 if self.longer_sweep and self.longer_sweep > 1 and self.suggestion == DEFAULT_STRATEGY
                 else ""
             )
@@ -591,15 +600,23 @@ def is_range_test_running(trainer: pl.Trainer | None) -> bool:
 # --- small helpers -------------------------------------------------------------------------
 
 
-def _after_longer_sweep(first: RangeTestResult, longer: RangeTestResult, steps: int) -> RangeTestResult:
-    """The longer sweep's (``steps`` planned) result if it shows a descent, else the first one's; either
-    says what happened in its message."""
-    if longer.shape == "descent":
-        note = (
-            f"The first sweep ({first.num_steps_run} steps) showed no descent; a sweep of {steps} steps from the"
-            f" same start did, and the suggestion reads it (pass num_steps={steps} to skip the short sweep next time)."
-        )
-        message = note if longer.message is None else f"{note} {longer.message}"
+def _after_longer_sweep(
+    first: RangeTestResult, longer: RangeTestResult, steps: int, keep_longer: bool = False
+) -> RangeTestResult:
+    """The longer sweep's (``steps`` planned) result if it shows a descent or ``keep_longer`` (the sweeps of a
+    weight-decay search, compared at one length), else the first one's; either says what happened in its message."""
+    if longer.shape == "descent" or keep_longer:
+        if first.shape == "descent":
+            note = f"Swept again with {steps} steps, as another weight decay's curve showed no descent."
+        elif longer.shape == "descent":
+            note = (
+                f"The first sweep ({first.num_steps_run} steps) showed no descent; a sweep of {steps} steps from"
+                f" the same start did, and the suggestion reads it (pass num_steps={steps} to skip the short sweep"
+                " next time)."
+            )
+        else:
+            note = f"A sweep of {steps} steps from the same start showed no descent either."
+        message = note if longer.message is None else f"{longer.message} {note}"
         return replace(longer, swept_again=True, message=message)
     note = f"A sweep of {steps} steps from the same start showed no descent either."
     return replace(first, swept_again=True, message=(first.message + " " if first.message else "") + note)

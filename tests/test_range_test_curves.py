@@ -358,15 +358,21 @@ def test_a_sweep_stopped_by_overflowing_gradients_does_not_ask_for_a_higher_max_
     assert "as the loss rose" not in result.message
 
 
+def _descent(steps: int, depth: float = 0.5, seed: int = 7) -> list[float]:
+    """A noisy descent over lrs 1e-4..10 by ``depth``, turning back up past lr 0.3."""
+    import numpy as np
+
+    x = np.linspace(-4, 1, steps)  # log10 of the sweep's lrs
+    curve = 1.0 - depth * (np.tanh(2 * (x + 2)) + 1) / 2 + np.where(x > -0.5, 3 * (x + 0.5) ** 2, 0.0)
+    return list(curve + 0.01 * np.random.default_rng(seed).standard_normal(steps))
+
+
 def _flat_then(descent_steps: int) -> list[float]:
     """40 flat noisy losses (a short sweep in which nothing is learnt), then a descent that turns back up."""
     import numpy as np
 
-    rng = np.random.default_rng(7)
-    flat = 1.0 + 0.02 * rng.standard_normal(40)
-    x = np.linspace(-4, 1, descent_steps)  # log10 of the longer sweep's lrs, 1e-4..10
-    curve = 1.0 - 0.5 * (np.tanh(2 * (x + 2)) + 1) / 2 + np.where(x > -0.5, 3 * (x + 0.5) ** 2, 0.0)
-    return [*flat, *(curve + 0.01 * rng.standard_normal(descent_steps))]
+    flat = 1.0 + 0.02 * np.random.default_rng(8).standard_normal(40)
+    return [*flat, *_descent(descent_steps)]
 
 
 def test_a_flat_curve_is_swept_again_with_more_steps_and_its_descent_is_read(tmp_path) -> None:
@@ -402,3 +408,28 @@ def test_no_longer_sweep_when_switched_off_or_a_rule_is_named(tmp_path, settings
 def test_longer_sweep_must_be_a_whole_factor_or_none(value: Any) -> None:
     with pytest.raises(ValueError, match="`longer_sweep` to be an integer >= 1"):
         LRRangeTestCallback(longer_sweep=value)
+
+
+def test_a_flat_curve_in_a_weight_decay_search_sweeps_every_weight_decay_again_and_compares_them_at_one_length(
+    tmp_path,
+) -> None:
+    """The first weight decay's short curve descends, the second's is flat: both are swept again with 120 steps, so
+    the choice compares curves of one length (the short descent would have had 80 fewer steps of training)."""
+    flat = [1.0 + 0.02 * ((-1) ** k) for k in range(40)]
+    script = [*_descent(40, depth=0.3), *flat, *_descent(120, depth=0.3, seed=1), *_descent(120, depth=0.6, seed=2)]
+    model = ScriptedLossModel(script)
+    range_test = _sweep(tmp_path, lambda: model, num_steps=40, divergence_threshold=None, weight_decays=[1e-4, 1e-2])
+    result = range_test.result
+    assert model.calls == 320
+    assert [(s.weight_decay, s.swept_again, s.num_steps_run) for s in result.sweeps] == [
+        (1e-4, True, 120),
+        (1e-2, True, 120),
+    ]
+    assert result.weight_decay == 1e-2  # the deeper of the two longer curves
+    assert "as another weight decay's curve showed no descent" in result.sweeps[0].message
+
+
+def test_longer_sweep_takes_numpy_integers() -> None:
+    import numpy as np
+
+    assert LRRangeTestCallback(longer_sweep=np.int64(2)).longer_sweep == 2
