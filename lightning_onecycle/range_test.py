@@ -423,9 +423,14 @@ class LRRangeTestCallback(Callback):
             for group, ratio in zip(optimizer.param_groups, _lr_ratios(optimizer)):
                 _param_groups.set_lr(group, result.suggested_lr * ratio)
 
+    @property
+    def _may_sweep_again(self) -> bool:
+        """Whether a flat curve gets a longer sweep: ``longer_sweep`` above 1 and ``suggestion="auto"``."""
+        return self.longer_sweep is not None and self.longer_sweep > 1 and self.suggestion == DEFAULT_STRATEGY
+
     def _sweeps_again(self, trainer: pl.Trainer, result: RangeTestResult) -> bool:
         """Whether a curve without a descent gets a longer sweep; every rank takes rank zero's decision."""
-        if self.longer_sweep is None or self.longer_sweep == 1 or self.suggestion != DEFAULT_STRATEGY:
+        if not self._may_sweep_again:
             return False
         flat = result.shape in FLAT_SHAPES and result.stop_reason != "gradient overflow"
         return bool(trainer.strategy.broadcast(flat))
@@ -534,17 +539,16 @@ class LRRangeTestCallback(Callback):
             )
         else:  # already the shortest sweep there is: only testing apart from this fit can save its cost
             shorter = "test once with stop_after_test=True and pass the suggestion as the peak lr"
+        again = (
+            f" ({(self.longer_sweep or 1) + 1} times that in all if its curve shows no descent and it sweeps again"
+            f" with longer_sweep={self.longer_sweep} times the steps)"
+            if self._may_sweep_again
+            else ""
+        )
         rank_zero_warn(
             f"LRRangeTestCallback: the range test will train on {sweep_batches} batches ({' '.join(of)}) before"
             f" training starts, {share} of this fit's {fit_batches} training batches, so it adds about {share} to the"
-            f" training time"
-            + (
-                f" ({self.longer_sweep + 1} times that in all if its curve shows no descent and it sweeps again"
-                f" with longer_sweep={self.longer_sweep} times the steps)"
-                if self.longer_sweep and self.longer_sweep > 1 and self.suggestion == DEFAULT_STRATEGY
-                else ""
-            )
-            + f". To shorten it, {shorter}.",
+            f" training time{again}. To shorten it, {shorter}.",
             category=PossibleUserWarning,
         )
 
@@ -605,21 +609,19 @@ def _after_longer_sweep(
 ) -> RangeTestResult:
     """The longer sweep's (``steps`` planned) result if it shows a descent or ``keep_longer`` (the sweeps of a
     weight-decay search, compared at one length), else the first one's; either says what happened in its message."""
-    if longer.shape == "descent" or keep_longer:
-        if first.shape == "descent":
-            note = f"Swept again with {steps} steps, as another weight decay's curve showed no descent."
-        elif longer.shape == "descent":
-            note = (
-                f"The first sweep ({first.num_steps_run} steps) showed no descent; a sweep of {steps} steps from"
-                f" the same start did, and the suggestion reads it (pass num_steps={steps} to skip the short sweep"
-                " next time)."
-            )
-        else:
-            note = f"A sweep of {steps} steps from the same start showed no descent either."
-        message = note if longer.message is None else f"{longer.message} {note}"
-        return replace(longer, swept_again=True, message=message)
-    note = f"A sweep of {steps} steps from the same start showed no descent either."
-    return replace(first, swept_again=True, message=(first.message + " " if first.message else "") + note)
+    kept = longer if longer.shape == "descent" or keep_longer else first
+    if first.shape == "descent":
+        note = f"Swept again with {steps} steps, as another weight decay's curve showed no descent."
+    elif longer.shape == "descent":
+        note = (
+            f"The first sweep ({first.num_steps_run} steps) showed no descent; a sweep of {steps} steps from"
+            f" the same start did, and the suggestion reads it (pass num_steps={steps} to skip the short sweep"
+            " next time)."
+        )
+    else:
+        note = f"A sweep of {steps} steps from the same start showed no descent either."
+    message = f"{kept.message} {note}" if kept.message else note
+    return replace(kept, swept_again=True, message=message)
 
 
 def _check_strategy(strategy: object) -> None:

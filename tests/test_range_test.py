@@ -241,7 +241,15 @@ def test_a_sweep_that_costs_more_than_a_quarter_of_the_fit_says_so_before_it_sta
         "LRRangeTestCallback: the range test will train on 40 batches (20 steps of 2 batches) before training"
         " starts, 400% of this fit's 10 training batches, so it adds about 400% to the training time" in model.told[0]
     )
+    assert "(4 times that in all if its curve shows no descent and it sweeps again with longer_sweep=3" in model.told[0]
     assert "pass a smaller `num_steps`" in model.told[0]
+
+
+@pytest.mark.parametrize("settings", [{"longer_sweep": None}, {"suggestion": "edge"}])
+def test_the_cost_warning_names_no_longer_sweep_that_cannot_happen(tmp_path, settings: dict[str, Any]) -> None:
+    range_test = LRRangeTestCallback(min_lr=1e-4, max_lr=1e-2, num_steps=20, save_files=False, **settings)
+    with pytest.warns(PossibleUserWarning, match="adds about 200% to the training time. To shorten it"):
+        make_trainer(tmp_path, [range_test], max_epochs=2).fit(RangeTestModel(n_batches=5))
 
 
 @pytest.mark.parametrize(
