@@ -101,7 +101,7 @@ class BenchModule(pl.LightningModule):
 class Task:
     name: str
     family: str
-    split: Literal["legacy", "dev", "test", "test2", "test3"]
+    split: Literal["legacy", "dev", "test", "test2", "test3", "test4"]
     description: str
     data: Callable[[], tuple[TensorDataset, TensorDataset]]
     net: Callable[[], nn.Module]
@@ -620,6 +620,101 @@ def _tabular_rmsprop_data() -> tuple[TensorDataset, TensorDataset]:
     return TensorDataset(x[:2000], y[:2000]), TensorDataset(x[2000:], y[2000:])
 
 
+def _friedman2() -> tuple[TensorDataset, TensorDataset]:
+    """Friedman #2 (4 features of very different ranges, a non-linear impedance), noise 20; features and
+    target standardised with training statistics."""
+    from sklearn.datasets import make_friedman2
+
+    x, y = make_friedman2(n_samples=1500, noise=20.0, random_state=SPLIT_SEED + 7)
+    x = (x - x[:1200].mean(0)) / x[:1200].std(0)
+    y = (y - y[:1200].mean()) / y[:1200].std()
+    x, y = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
+    return TensorDataset(x[:1200], y[:1200]), TensorDataset(x[1200:], y[1200:])
+
+
+class _ResidualLayerNormMLP(nn.Module):
+    """A stem, ``depth`` pre-norm residual blocks (LayerNorm, Linear, SiLU, Linear) and a head."""
+
+    def __init__(self, d_in: int, width: int, d_out: int, depth: int) -> None:
+        super().__init__()
+        self.stem = nn.Linear(d_in, width)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+            for _ in range(depth)
+        )
+        self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, d_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for block in self.blocks:
+            x = x + block(x)
+        return self.head(x)
+
+
+def _bn_cnn(classes: int, channels: int = 3) -> nn.Module:
+    def block(c_in: int, c_out: int) -> list[nn.Module]:
+        return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+    return nn.Sequential(
+        *block(channels, 32), nn.MaxPool2d(2), *block(32, 64), nn.MaxPool2d(2), *block(64, 64),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes),
+    )
+
+
+# Written down (2026-12-02) after the shipped rule (step 8) was scored on test3, to score that same rule once
+# more on networks, optimizers and data it has not seen (Adamax and RAdam, BatchNorm with label smoothing,
+# Friedman #2, a residual LayerNorm MLP, RMSprop with momentum): no range test, grid run or training on
+# these tasks happened before this commit, and no rule or constant is changed for what they show.
+TEST4 = [
+    Task(
+        "letters16_bn_cnn_nesterov_ls", "cnn", "test4",
+        "CNN with BatchNorm on 3000 letter images at 16px (another draw), SGD Nesterov momentum 0.9, wd 5e-4,"
+        " label smoothing 0.1, batch 64, 3 epochs",
+        lambda: _letters_split(3000, 1000, size=16, seed=61), lambda: _bn_cnn(10),
+        _sgd(nesterov=True, weight_decay=5e-4), epochs=3, batch_size=64, grid_range=SGD_GRID, label_smoothing=0.1,
+    ),
+    Task(
+        "tabular_adamax", "other", "test4",
+        "MLP (30-128-128-6) on the 2000 rows of tabular_rmsprop, Adamax, batch 32, 6 epochs",
+        lambda: _tabular_rmsprop_data(), lambda: _mlp(30, 128, 6), lambda p: torch.optim.Adamax(p, lr=2e-3),
+        epochs=6, batch_size=32, grid_range=ADAM_GRID,
+    ),
+    Task(
+        "friedman2_mlp_nesterov", "mse", "test4",
+        "MLP (4-64-64-1) regression on Friedman #2, SGD Nesterov momentum 0.9, batch 32, 6 epochs;"
+        " metric: validation MSE",
+        lambda: _friedman2(), lambda: _mlp(4, 64, 1), _sgd(nesterov=True),
+        epochs=6, batch_size=32, grid_range=SGD_GRID, loss="mse", metric="val_loss",
+    ),
+    Task(
+        "bigdata_resmlp_sgd", "large-data", "test4",
+        "residual MLP (40 -> 128, 3 pre-LayerNorm SiLU blocks) on the 50k rows, SGD momentum 0.9, batch 64,"
+        " one epoch: the sweep sees an eighth of an epoch",
+        _big_tabular, lambda: _ResidualLayerNormMLP(40, 128, 10, depth=3), _sgd(),
+        epochs=1, batch_size=64, grid_range=SGD_GRID,
+    ),
+    Task(
+        "digits_cnn_radam", "other", "test4",
+        "small CNN on 8px digits, RAdam (its first steps are un-adapted momentum steps), batch 32, 4 epochs",
+        lambda: _digits_images(8, channels=1), lambda: _small_cnn(10, channels=1),
+        lambda p: torch.optim.RAdam(p, lr=1e-3), epochs=4, batch_size=32, grid_range=ADAM_GRID,
+    ),
+    Task(
+        "distill_mlp3_sgd_wd_t3", "distillation", "test4",
+        "MLP student (64-96-96-96-10) of the digits CNN teacher at temperature 3, SGD momentum 0.9, wd 5e-4,"
+        " batch 64, 5 epochs; metric: accuracy on the true labels",
+        _digits_teacher_data, lambda: _mlp(64, 96, 10, depth=3), _sgd(weight_decay=5e-4),
+        epochs=5, batch_size=64, grid_range=SGD_GRID, loss="distillation", temperature=3.0,
+    ),
+    Task(
+        "spiral5_mlp_rmsprop_momentum", "other", "test4",
+        "MLP (2-128-128-5) on 5-arm spirals, RMSprop with momentum 0.9, batch 64, 15 epochs",
+        lambda: _points(lambda n, c, s: _spiral(n, c, s), 5, seed=67), lambda: _mlp(2, 128, 5),
+        lambda p: torch.optim.RMSprop(p, lr=1e-3, momentum=0.9), epochs=15, batch_size=64, grid_range=ADAM_GRID,
+    ),
+]
+
+
 def _legacy() -> list[Task]:
     """The first suite's 14 tasks (``_tasks.py``), on which the first rules were chosen: part of development."""
     import _tasks
@@ -634,4 +729,4 @@ def _legacy() -> list[Task]:
 
 
 LEGACY = _legacy()
-TASKS = {t.name: t for t in LEGACY + DEV + TEST + TEST2 + TEST3}
+TASKS = {t.name: t for t in LEGACY + DEV + TEST + TEST2 + TEST3 + TEST4}
