@@ -4,7 +4,7 @@ For each task of ``_suite.py`` (the first suite's 14 ``legacy`` tasks, the ``dev
 set the rules were chosen on, the ``test`` set written down before any run on it, and ``test2``, written
 down after ``test`` was scored and before any change made for what it showed; ``test3``, written down
 after ``test2`` was scored, likewise; ``test4``, written down after the shipped rule was scored on ``test3``,
-to score that rule once more):
+to score that rule once more; ``test5``, written down before step 9 to judge it):
 
 1. a grid search of 1cycle max LRs (half decades over the task's range, then the quarter
    decades either side of the best), the mean over seeds of the best validation score over
@@ -22,7 +22,7 @@ suggestions, trainings at any suggested LR, and the raw curves used to choose th
 so a rerun only trains what is new. Ours is rerun when the library's sweep or suggestion
 code changes (a fingerprint of those sources is cached with it).
 
-    python benchmarks/suggestion_quality.py [--set legacy dev test test2 test3 test4] [--tasks ...] [--quick]
+    python benchmarks/suggestion_quality.py [--set legacy dev test test2 test3 test4 test5] [--tasks ...] [--quick]
 
 Writes ``results/suggestion_quality.{md,json}``; ``--quick`` (one task, seed 0) only prints.
 """
@@ -56,7 +56,7 @@ import lightning_onecycle
 from lightning_onecycle import LRRangeTestCallback, OneCycleCallback, range_test
 
 SWEEP = {"min_lr": 1e-7, "max_lr": 10.0, "num_steps": 100}  # the same exponential sweep for every range test
-SEEDS = {"legacy": 5, "dev": 3, "test": 3, "test2": 3, "test3": 3, "test4": 3}
+SEEDS = {"legacy": 5, "dev": 3, "test": 3, "test2": 3, "test3": 3, "test4": 3, "test5": 3}
 OURS = "ours (default)"
 PEERS = ("Lightning lr_find", "torch-lr-finder")
 GRID_ONE_SEED = "(reference) grid search, one run per LR"
@@ -300,7 +300,7 @@ def evaluate(task: Task, seeds: list[int], quick: bool, write: bool) -> dict:
     report["ours"] = [cache.data["ours"][str(s)] for s in seeds]
     training = cache.data["seconds"]
     report["training_seconds"] = statistics.median(training) if training else None
-    if not quick and task.split not in ("test", "test2", "test3", "test4") and not any(str(s) in cache.data["sweeps"] for s in seeds):
+    if not quick and task.split not in ("test", "test2", "test3", "test4", "test5") and not any(str(s) in cache.data["sweeps"] for s in seeds):
         for seed in seeds:  # the raw curves the rules are chosen on (development sets only)
             cache.data["sweeps"][str(seed)] = quietly(raw_sweep, task, seed)
         cache.save()
@@ -377,7 +377,7 @@ def family_table(results: dict) -> list[str]:
 
 def bracket_lines(results: dict) -> list[str]:
     lines = []
-    for split in ("test4", "test3", "test2", "test", "dev", "legacy"):
+    for split in ("test5", "test4", "test3", "test2", "test", "dev", "legacy"):
         inside = total = 0
         widths = []
         for r in results["tasks"].values():
@@ -477,7 +477,7 @@ def markdown(results: dict) -> str:
         f" load average {config['load']}. Regret in pp of accuracy, or in % of excess loss for a regression.",
         "",
     ]
-    for split in ("test4", "test3", "test2", "test", "dev", "legacy"):
+    for split in ("test5", "test4", "test3", "test2", "test", "dev", "legacy"):
         tasks = {n: r for n, r in results["tasks"].items() if r["split"] == split}
         if tasks:
             lines += [f"## {split}", ""] + summary_table(tasks) + [""] + split_table(tasks) + [""]
