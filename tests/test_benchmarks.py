@@ -52,7 +52,8 @@ def test_the_test_set_is_disjoint_from_development_and_every_task_has_a_family()
     splits = {name: task.split for name, task in _suite.TASKS.items()}
     assert set(splits.values()) == {"legacy", "dev", "test", "test2", "test3", "test4", "test5"}
     assert sum(split == "test" for split in splits.values()) == len(_suite.TEST) == 8
-    for name, tasks in (("test2", _suite.TEST2), ("test3", _suite.TEST3), ("test4", _suite.TEST4), ("test5", _suite.TEST5)):
+    later = {"test2": _suite.TEST2, "test3": _suite.TEST3, "test4": _suite.TEST4, "test5": _suite.TEST5}
+    for name, tasks in later.items():
         assert sum(split == name for split in splits.values()) == len(tasks) == 7
     every = _suite.LEGACY + _suite.DEV + _suite.TEST + _suite.TEST2 + _suite.TEST3 + _suite.TEST4 + _suite.TEST5
     assert len(_suite.TASKS) == len(every)  # no name used twice
