@@ -84,8 +84,8 @@ DIVERGENCE_CONFIRM = 3
 EDGE_MARGIN = 3.0
 """``"edge"``: the edge divided by this."""
 MINIMUM_MARGIN = 1.8
-"""``"minimum"``: the minimum's lr divided by this (2.5 until step 9 of ``benchmarks/README.md``: on the
-held-out sets it was 1.6 times too low on the median adaptive task)."""
+"""``"minimum"``: the minimum's lr divided by this (2.5 until step 9 of ``benchmarks/README.md``, which
+left the grid's best max LR 1.4 times above the suggestion on the median adaptive run)."""
 NADAM_FACTOR = 2.0
 """``"minimum_nadam"``: NAdam trains best at about twice what ``"minimum"`` reads from its curve."""
 DIVERGENCE_MARGIN = 40.0
