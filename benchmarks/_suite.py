@@ -238,12 +238,21 @@ def _linear_regression() -> tuple[TensorDataset, TensorDataset]:
     return TensorDataset(x[:640], y[:640]), TensorDataset(x[640:], y[640:])
 
 
+def _split(x: np.ndarray, y: np.ndarray, n_train: int, *, features: bool = True, target: bool = False):
+    """The first ``n_train`` rows for training, the rest for validation, as tensors; with ``features``
+    the columns of ``x``, with ``target`` a regression's ``y`` (float), standardised with training statistics."""
+    if features:
+        x = (x - x[:n_train].mean(0)) / x[:n_train].std(0)
+    if target:
+        y = (y - y[:n_train].mean()) / y[:n_train].std()
+    x, y = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32) if target else torch.tensor(y)
+    return TensorDataset(x[:n_train], y[:n_train]), TensorDataset(x[n_train:], y[n_train:])
+
+
 def _friedman() -> tuple[TensorDataset, TensorDataset]:
     """Friedman #1 (5 informative of 10 features, non-linear), noise 0.5, target standardised."""
     x, y = make_friedman1(n_samples=1500, n_features=10, noise=0.5, random_state=SPLIT_SEED + 4)
-    y = (y - y[:1200].mean()) / y[:1200].std()
-    x, y = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
-    return TensorDataset(x[:1200], y[:1200]), TensorDataset(x[1200:], y[1200:])
+    return _split(x, y, 1200, features=False, target=True)
 
 
 def _big_tabular() -> tuple[TensorDataset, TensorDataset]:
@@ -252,9 +261,7 @@ def _big_tabular() -> tuple[TensorDataset, TensorDataset]:
         n_samples=60_000, n_features=40, n_informative=20, n_redundant=10, n_classes=10,
         n_clusters_per_class=2, class_sep=1.0, flip_y=0.02, random_state=SPLIT_SEED + 5,
     )
-    x = (x - x[:50_000].mean(0)) / x[:50_000].std(0)
-    x, y = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
-    return TensorDataset(x[:50_000], y[:50_000]), TensorDataset(x[50_000:], y[50_000:])
+    return _split(x, y, 50_000)
 
 
 # --- networks -------------------------------------------------------------------------------------
@@ -615,9 +622,7 @@ def _tabular_rmsprop_data() -> tuple[TensorDataset, TensorDataset]:
         n_samples=2500, n_features=30, n_informative=10, n_redundant=5, n_classes=6,
         n_clusters_per_class=2, class_sep=0.9, flip_y=0.03, random_state=SPLIT_SEED + 6,
     )
-    x = (x - x[:2000].mean(0)) / x[:2000].std(0)
-    x, y = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
-    return TensorDataset(x[:2000], y[:2000]), TensorDataset(x[2000:], y[2000:])
+    return _split(x, y, 2000)
 
 
 def _friedman2() -> tuple[TensorDataset, TensorDataset]:
@@ -626,10 +631,7 @@ def _friedman2() -> tuple[TensorDataset, TensorDataset]:
     from sklearn.datasets import make_friedman2
 
     x, y = make_friedman2(n_samples=1500, noise=20.0, random_state=SPLIT_SEED + 7)
-    x = (x - x[:1200].mean(0)) / x[:1200].std(0)
-    y = (y - y[:1200].mean()) / y[:1200].std()
-    x, y = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
-    return TensorDataset(x[:1200], y[:1200]), TensorDataset(x[1200:], y[1200:])
+    return _split(x, y, 1200, target=True)
 
 
 class _ResidualLayerNormMLP(nn.Module):
@@ -721,10 +723,7 @@ def _friedman3() -> tuple[TensorDataset, TensorDataset]:
     from sklearn.datasets import make_friedman3
 
     x, y = make_friedman3(n_samples=1500, noise=0.1, random_state=SPLIT_SEED + 9)
-    x = (x - x[:1200].mean(0)) / x[:1200].std(0)
-    y = (y - y[:1200].mean()) / y[:1200].std()
-    x, y = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)
-    return TensorDataset(x[:1200], y[:1200]), TensorDataset(x[1200:], y[1200:])
+    return _split(x, y, 1200, target=True)
 
 
 def _tabular_8k() -> tuple[TensorDataset, TensorDataset]:
@@ -733,9 +732,7 @@ def _tabular_8k() -> tuple[TensorDataset, TensorDataset]:
         n_samples=10_000, n_features=24, n_informative=12, n_redundant=4, n_classes=8,
         n_clusters_per_class=2, class_sep=1.0, flip_y=0.05, random_state=SPLIT_SEED + 10,
     )
-    x = (x - x[:8000].mean(0)) / x[:8000].std(0)
-    x, y = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
-    return TensorDataset(x[:8000], y[:8000]), TensorDataset(x[8000:], y[8000:])
+    return _split(x, y, 8000)
 
 
 class _RowLSTM(nn.Module):
