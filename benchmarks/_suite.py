@@ -419,19 +419,19 @@ DEV = [
         "deep_plain_chance_sgd", "at-chance", "dev",
         "8 Linear layers of width 64 with ReLU, default init, no normalisation, on 5-arm spirals (2-D points),"
         " SGD momentum 0.9: the loss sits at ln 5 during the whole sweep",
-        lambda: _points(lambda n, c, s: _spiral(n, c, s), 5, seed=3), lambda: _plain_mlp(8, 64, 2, 5), _sgd(),
+        lambda: _points(_spiral, 5, seed=3), lambda: _plain_mlp(8, 64, 2, 5), _sgd(),
         epochs=10, batch_size=64, grid_range=SGD_GRID,
     ),
     Task(
         "deep_plain_chance_wide", "at-chance", "dev",
         "6 Linear layers of width 128 with ReLU, default init, on 3-arm spirals, SGD momentum 0.9, batch 128",
-        lambda: _points(lambda n, c, s: _spiral(n, c, s), 3, seed=4), lambda: _plain_mlp(6, 128, 2, 3), _sgd(),
+        lambda: _points(_spiral, 3, seed=4), lambda: _plain_mlp(6, 128, 2, 3), _sgd(),
         epochs=12, batch_size=128, grid_range=SGD_GRID,
     ),
     Task(
         "deep_plain_adam", "at-chance", "dev",
         "the 8x64 plain ReLU network of deep_plain_chance_sgd with Adam (normalised steps leave the plateau early)",
-        lambda: _points(lambda n, c, s: _spiral(n, c, s), 5, seed=3), lambda: _plain_mlp(8, 64, 2, 5),
+        lambda: _points(_spiral, 5, seed=3), lambda: _plain_mlp(8, 64, 2, 5),
         lambda p: torch.optim.Adam(p, lr=1e-3), epochs=10, batch_size=64, grid_range=ADAM_GRID,
     ),
     Task(
@@ -484,7 +484,7 @@ TEST = [
         "deep_plain_chance_rings", "at-chance", "test",
         "8 Linear layers of width 48 with ReLU, default init, on 4 concentric rings (2-D points), SGD Nesterov"
         " momentum 0.9, batch 32",
-        lambda: _points(lambda n, c, s: _rings(n, c, s), 4, seed=23), lambda: _plain_mlp(8, 48, 2, 4),
+        lambda: _points(_rings, 4, seed=23), lambda: _plain_mlp(8, 48, 2, 4),
         _sgd(nesterov=True), epochs=8, batch_size=32, grid_range=SGD_GRID,
     ),
     Task(
@@ -549,7 +549,7 @@ TEST2 = [
     Task(
         "deep_plain_chance_adamw", "at-chance", "test2",
         "10 Linear layers of width 32 with ReLU, default init, on 4-arm spirals, AdamW wd 1e-2, batch 64",
-        lambda: _points(lambda n, c, s: _spiral(n, c, s), 4, seed=43), lambda: _plain_mlp(10, 32, 2, 4),
+        lambda: _points(_spiral, 4, seed=43), lambda: _plain_mlp(10, 32, 2, 4),
         lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=1e-2), epochs=10, batch_size=64, grid_range=ADAM_GRID,
     ),
     Task(
@@ -592,7 +592,7 @@ TEST3 = [
     Task(
         "deep_plain_chance_rings5", "at-chance", "test3",
         "10 Linear layers of width 40 with ReLU, default init, on 5 rings, SGD momentum 0.9, batch 64",
-        lambda: _points(lambda n, c, s: _rings(n, c, s), 5, seed=53), lambda: _plain_mlp(10, 40, 2, 5), _sgd(),
+        lambda: _points(_rings, 5, seed=53), lambda: _plain_mlp(10, 40, 2, 5), _sgd(),
         epochs=10, batch_size=64, grid_range=SGD_GRID,
     ),
     Task(
@@ -611,7 +611,7 @@ TEST3 = [
     Task(
         "spiral_mlp_adam", "other", "test3",
         "MLP (2-128-128-3) on 3-arm spirals, Adam, batch 32, 20 epochs",
-        lambda: _points(lambda n, c, s: _spiral(n, c, s), 3, seed=57), lambda: _mlp(2, 128, 3),
+        lambda: _points(_spiral, 3, seed=57), lambda: _mlp(2, 128, 3),
         lambda p: torch.optim.Adam(p, lr=1e-3), epochs=20, batch_size=32, grid_range=ADAM_GRID,
     ),
 ]
@@ -711,7 +711,7 @@ TEST4 = [
     Task(
         "spiral5_mlp_rmsprop_momentum", "other", "test4",
         "MLP (2-128-128-5) on 5-arm spirals, RMSprop with momentum 0.9, batch 64, 15 epochs",
-        lambda: _points(lambda n, c, s: _spiral(n, c, s), 5, seed=67), lambda: _mlp(2, 128, 5),
+        lambda: _points(_spiral, 5, seed=67), lambda: _mlp(2, 128, 5),
         lambda p: torch.optim.RMSprop(p, lr=1e-3, momentum=0.9), epochs=15, batch_size=64, grid_range=ADAM_GRID,
     ),
 ]
@@ -786,7 +786,7 @@ TEST5 = [
     Task(
         "rings_resmlp_adagrad", "other", "test5",
         "residual MLP (2 -> 64, 2 pre-LayerNorm SiLU blocks) on 4 rings, Adagrad, batch 32, 8 epochs",
-        lambda: _points(lambda n, c, s: _rings(n, c, s), 4, seed=73), lambda: _ResidualLayerNormMLP(2, 64, 4, depth=2),
+        lambda: _points(_rings, 4, seed=73), lambda: _ResidualLayerNormMLP(2, 64, 4, depth=2),
         lambda p: torch.optim.Adagrad(p, lr=1e-2), epochs=8, batch_size=32, grid_range=SGD_GRID,
     ),
     Task(
